@@ -1,0 +1,4 @@
+import { createHandler } from './handler.ts';
+import { depsFromEnv } from './config.ts';
+
+Deno.serve(createHandler(depsFromEnv(Deno.env.toObject())));

@@ -1,0 +1,31 @@
+/**
+ * The JSON shapes the api returns, built by Postgres so a response needs no row mapping in JS.
+ * `json` (not `jsonb`) keeps keys in the documented order for people reading responses.
+ */
+import type { Tx } from '../../shared/db.ts';
+
+const SUMMARY = `'id', l.id, 'agent_id', l.agent_id, 'name', l.name, 'email', l.email, 'phone', l.phone,
+  'status', l.status, 'priority', l.priority, 'created_at', l.created_at, 'updated_at', l.updated_at`;
+
+/** LeadSummary of `leads l`. */
+export const leadSummaryJson = (tx: Tx) => tx.unsafe(`json_build_object(${SUMMARY})`);
+
+/** LeadSummary of `leads l` with `muted` and `added_at` of `working_leads w`. */
+export const workingLeadJson = (tx: Tx) =>
+  tx.unsafe(`json_build_object(${SUMMARY}, 'muted', w.muted, 'added_at', w.added_at)`);
+
+/** Lead of `leads l` joined to its `agents a`. */
+export const leadJson = (tx: Tx) =>
+  tx.unsafe(`json_build_object('id', l.id, 'agent_id', l.agent_id, 'user_id', l.user_id, 'name', l.name,
+    'email', l.email, 'phone', l.phone, 'status', l.status, 'priority', l.priority, 'budget', l.budget,
+    'timeline', l.timeline, 'address', l.address, 'notes', l.notes, 'assigned_to', l.assigned_to,
+    'conversation_id', l.conversation_id, 'primary_lead_id', l.primary_lead_id,
+    'is_decision_maker', l.is_decision_maker, 'preferred_contact_method', l.preferred_contact_method,
+    'preferred_contact_time', l.preferred_contact_time, 'metadata', l.metadata,
+    'created_at', l.created_at, 'updated_at', l.updated_at,
+    'agent', json_build_object('id', a.id, 'name', a.name, 'email', a.email))`);
+
+/** Agent of `agents a`. */
+export const agentJson = (tx: Tx) =>
+  tx.unsafe(`json_build_object('id', a.id, 'user_id', a.user_id, 'name', a.name, 'email', a.email,
+    'phone', a.phone, 'role', a.role, 'max_working_leads', a.max_working_leads, 'created_at', a.created_at)`);

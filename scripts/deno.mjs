@@ -1,0 +1,48 @@
+// Runs the api under the real Deno binary from the npm package `deno`, offline: deno.json's
+// nodeModulesDir "manual" makes it resolve npm: imports from node_modules.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function denoBin() {
+  const require = createRequire(import.meta.url);
+  const pkg = dirname(require.resolve('deno/package.json'));
+  return join(pkg, 'deno');
+}
+
+/**
+ * Starts `scripts/serve.ts`; resolves once it listens. `env` is added to this process's env.
+ * @param {{ port: number, env: Record<string, string>, quiet?: boolean }} opts
+ */
+export function startApi({ port, env, quiet = false }) {
+  const child = spawn(
+    denoBin(),
+    ['run', '--allow-net', '--allow-env', '--allow-read', '--no-prompt', 'scripts/serve.ts'],
+    { cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk) => {
+      output += chunk;
+      if (!quiet) process.stdout.write(chunk);
+      if (output.includes('api listening')) resolve({ child, url: `http://127.0.0.1:${port}`, stop: () => stop(child) });
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+      if (!quiet) process.stderr.write(chunk);
+    });
+    child.on('exit', (code) => reject(new Error(`deno exited with ${code}:\n${output}`)));
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}

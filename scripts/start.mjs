@@ -1,0 +1,61 @@
+// `npm start`: a real Postgres (embedded, data in .data/, port 54322) unless DATABASE_URL is set,
+// the schema brought up to date, demo data seeded once, and the api served by Deno on 54321.
+import { join } from 'node:path';
+import { migrate, startEmbeddedPostgres } from './local-db.mjs';
+import { root, startApi } from './deno.mjs';
+import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from './tokens.mjs';
+
+const API_PORT = Number(process.env.PORT ?? 54321);
+const DB_PORT = Number(process.env.DB_PORT ?? 54322);
+
+let db;
+let databaseUrl = process.env.DATABASE_URL;
+if (!databaseUrl) {
+  console.log(`Starting embedded Postgres on port ${DB_PORT} (data in .data/postgres)…`);
+  db = await startEmbeddedPostgres({ dir: join(root, '.data', 'postgres'), port: DB_PORT });
+  databaseUrl = db.url;
+}
+const applied = await migrate(databaseUrl, { seed: true });
+console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database schema is up to date.');
+
+const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_JWT_SECRET;
+const api = await startApi({
+  port: API_PORT,
+  env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: secret },
+});
+
+const userToken = await signToken({ ...DEMO_USERS.user, secret, expiresIn: '7d' });
+const adminToken = await signToken({ ...DEMO_USERS.admin, secret, expiresIn: '7d' });
+const endpoint = `${api.url}/functions/v1/api`;
+console.log(`
+The leads API is ready at ${endpoint}
+
+Demo user (Dana, owns agent-dana-1 and agent-dana-2), valid 7 days:
+  ${userToken}
+
+Internal admin (Ada; send "adminMode": true to see everyone's data), valid 7 days:
+  ${adminToken}
+
+Try it:
+  curl -s ${endpoint} -H "Authorization: Bearer ${userToken}" \\
+    -H 'Content-Type: application/json' -d '{"resource":"leads","action":"list","data":{"limit":5}}'
+
+Press Ctrl-C to stop.`);
+
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  console.log('\nStopping…');
+  await api.stop();
+  if (db) await db.stop();
+  process.exit(0);
+}
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);
+api.child.on('exit', (code) => {
+  if (!stopping) {
+    console.error(`The api process exited (${code}).`);
+    shutdown();
+  }
+});

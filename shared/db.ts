@@ -1,0 +1,137 @@
+/**
+ * Database access for requests. The only way in is `asUser`: every query a request makes runs
+ * inside a transaction that has switched to the `authenticated` role with the caller's verified
+ * claims in `request.jwt.claims`, exactly as Supabase's Data API (PostgREST) does, so RLS applies
+ * even when the connection itself is a superuser's. The pool is never handed out.
+ */
+import postgres from 'postgres';
+import { ApiError } from './errors.ts';
+import type { Claims } from './auth.ts';
+
+export interface DbConfig {
+  url: string;
+  /** false for Supabase's transaction pooler (port 6543), which cannot keep prepared statements. */
+  prepare?: boolean;
+  max?: number;
+  /** Per-request statement timeout: a slow query answers 503 instead of holding a connection. */
+  statementTimeoutMs?: number;
+  /** Seconds to wait for a connection before answering 503. */
+  connectTimeoutSeconds?: number;
+}
+
+/** Who a request acts for: verified claims, and whether it asked for (and may have) admin mode. */
+export interface RequestScope {
+  claims: Claims;
+  adminMode: boolean;
+}
+
+// deno-lint-ignore no-explicit-any
+export type Tx = postgres.ReservedSql<any>;
+type Pending = postgres.PendingQuery<postgres.Row[]>;
+
+export interface Db {
+  /**
+   * Runs `work` as the caller. When `work` returns a query without awaiting it, that query is
+   * pipelined with COMMIT, so a one-statement request costs two round trips: [BEGIN + role switch],
+   * then [statement + COMMIT]. The role switch is confirmed before any request SQL is sent.
+   */
+  asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>): Promise<T | postgres.Row[]>;
+  end(): Promise<void>;
+}
+
+const isPending = (v: unknown): v is Pending =>
+  typeof v === 'object' && v !== null && typeof (v as { execute?: unknown }).execute === 'function';
+
+export function createDb(config: DbConfig): Db {
+  const sql = postgres(config.url, {
+    prepare: config.prepare ?? true,
+    max: config.max ?? 10,
+    connect_timeout: config.connectTimeoutSeconds ?? 3,
+    idle_timeout: 30,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: { application_name: 'leads-api' },
+  });
+  const timeout = String(config.statementTimeoutMs ?? 8000);
+
+  async function asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>) {
+    const tx = await sql.reserve().catch((err) => {
+      throw toApiError(err);
+    });
+    let inTransaction = false;
+    try {
+      const [, [switched]] = await Promise.all([
+        tx`begin`,
+        tx`select set_config('role', 'authenticated', true) as role,
+                  set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
+                  set_config('app.admin_mode', ${scope.adminMode ? 'on' : 'off'}, true),
+                  set_config('statement_timeout', ${timeout}, true),
+                  set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
+      ]);
+      inTransaction = true;
+      if (switched?.role !== 'authenticated') throw new Error('role switch failed');
+
+      const out = work(tx);
+      let result: T | postgres.Row[];
+      if (isPending(out)) {
+        const [rows, commit] = await Promise.allSettled([out, tx`commit`]);
+        if (rows.status === 'rejected') throw rows.reason;
+        if (commit.status === 'rejected') throw commit.reason;
+        result = rows.value;
+      } else {
+        result = await out;
+        await tx`commit`;
+      }
+      inTransaction = false;
+      return result;
+    } catch (err) {
+      // Never hand a connection back mid-transaction: the next request would inherit this role.
+      if (inTransaction) await tx`rollback`.catch(() => {});
+      throw toApiError(err);
+    } finally {
+      tx.release();
+    }
+  }
+
+  return { asUser, end: () => sql.end({ timeout: 5 }) };
+}
+
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  '57014', // statement timeout
+  '57P01', '57P02', '57P03', // shutdown, crash, cannot connect now
+  '53300', '53400', // too many connections, configuration limit
+  '40001', '40P01', // serialization failure, deadlock: safe to retry
+  '25P03', // idle-in-transaction timeout
+]);
+
+/** Maps anything a query can throw onto the contract's codes; unknown failures stay opaque 500s. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as { code?: unknown; message?: string; detail?: string; column_name?: string };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (code === 'LA409') {
+    let details: unknown;
+    try {
+      details = { quota: JSON.parse(e.detail ?? 'null') };
+    } catch { /* detail is ours and always JSON; nothing to add if not */ }
+    return new ApiError('QUOTA_EXCEEDED', 'Working set is full', details);
+  }
+  if (code === 'LA404') return new ApiError('NOT_FOUND', String(e.message ?? 'Not found').replace(/^./, (c) => c.toUpperCase()));
+  if (code === 'LA403') return new ApiError('FORBIDDEN', String(e.message));
+  if (code === '42501') return new ApiError('FORBIDDEN', 'Not allowed to use this agent');
+  if (code === 'LA422') {
+    return new ApiError('VALIDATION_ERROR', 'Invalid field value', [
+      { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },
+    ]);
+  }
+  if (code === '23503') return new ApiError('VALIDATION_ERROR', 'A referenced record does not exist');
+  if (code.startsWith('22') || code === '23514' || code === '23502') {
+    return new ApiError('VALIDATION_ERROR', 'A value is out of range or malformed');
+  }
+  if (UNAVAILABLE.has(code) || code.startsWith('08')) {
+    return new ApiError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again', undefined, { cause: err });
+  }
+  return new ApiError('INTERNAL_ERROR', 'Internal error', undefined, { cause: err });
+}

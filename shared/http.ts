@@ -1,0 +1,68 @@
+/** The response envelope, CORS and request ids: how every answer of the api is shaped. */
+import { ApiError } from './errors.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export const corsHeaders = (origin: string): Record<string, string> => ({
+  'Access-Control-Allow-Origin': origin,
+  'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id',
+  'Access-Control-Allow-Methods': 'POST, OPTIONS',
+  'Access-Control-Expose-Headers': 'x-request-id',
+  'Access-Control-Max-Age': '86400',
+});
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string>): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...headers, 'Content-Type': 'application/json; charset=utf-8' },
+  });
+}
+
+export const success = (status: number, data: unknown, headers: Record<string, string>) =>
+  jsonResponse(status, { success: true, data }, headers);
+
+export function failure(err: ApiError, headers: Record<string, string>): Response {
+  const error: Record<string, unknown> = { code: err.code, message: err.message };
+  if (err.details !== undefined) error.details = err.details;
+  return jsonResponse(err.status, { success: false, error }, headers);
+}
+
+/** A caller's request id is echoed if it looks like one; anything else gets a fresh uuid. */
+export function requestIdOf(req: Request): string {
+  const given = req.headers.get('x-request-id');
+  return given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+}
+
+/**
+ * Reads the body as text, refusing more than MAX_BODY_BYTES without reading it whole: a declared
+ * Content-Length over the limit is refused before reading, a stream is cut at the limit.
+ */
+export async function readBody(req: Request): Promise<string> {
+  const tooLarge = () => new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${MAX_BODY_BYTES} bytes`);
+  const declared = Number(req.headers.get('content-length'));
+  if (declared > MAX_BODY_BYTES) {
+    await req.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!req.body) return '';
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}

@@ -1,0 +1,295 @@
+/**
+ * Every request and response shape of the api, as zod schemas. The function validates with them,
+ * the typed client infers its types from them, and docs/openapi.json is generated from them.
+ * No Deno or Node APIs here: a frontend bundle imports this file.
+ */
+import { z } from 'zod';
+
+export const LEAD_STATUSES = ['new', 'contacted', 'qualified', 'converted'] as const;
+export const LEAD_PRIORITIES = ['low', 'medium', 'high'] as const;
+export const CONTACT_METHODS = ['email', 'phone', 'sms'] as const;
+export const DATE_RANGES = ['7d', '30d', '90d', 'all'] as const;
+
+/** Size bounds of free-form fields; a longer value is a 400 naming the field. */
+export const LIMITS = {
+  shortText: 200,
+  email: 320,
+  phone: 50,
+  notes: 10_000,
+  searchTerm: 200,
+  agentId: 100,
+  jsonBytes: 16_384,
+  jsonDepth: 10,
+  batch: 100,
+  pageSize: 100,
+} as const;
+
+// --- building blocks ---------------------------------------------------------------------------
+
+// Postgres text cannot hold NUL; catching it here turns a database error into a 400.
+const NO_NUL = { message: 'must not contain the NUL character' };
+const text = (max: number) => z.string().max(max).refine((s) => !s.includes('\u0000'), NO_NUL);
+
+/** A positive id that fits a JavaScript number exactly (bigint columns, JSON numbers). */
+const safeId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** A lead id: a JSON number, or a numeric string as the seed's `id: string | number` allows. */
+export const LeadIdInput = z
+  .union([safeId, z.string().regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer')])
+  .transform((v) => Number(v))
+  .pipe(safeId);
+
+export const AgentIdInput = z.string().min(1).max(LIMITS.agentId).refine((s) => !s.includes('\u0000'), NO_NUL);
+export const UserIdInput = z.guid();
+
+function jsonWithin(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return !value.includes('\u0000');
+  if (value === null || typeof value !== 'object') return true;
+  if (depth >= LIMITS.jsonDepth) return false;
+  return Object.entries(value).every(([k, v]) => !k.includes('\u0000') && jsonWithin(v, depth + 1));
+}
+
+/** A free-form JSON object (address, metadata): bounded in depth and size, no NUL characters. */
+const JsonObject = z
+  .record(z.string(), z.unknown())
+  .refine((v) => jsonWithin(v, 0), {
+    message: `must be nested at most ${LIMITS.jsonDepth} levels deep and contain no NUL character`,
+  })
+  .refine((v) => new TextEncoder().encode(JSON.stringify(v)).length <= LIMITS.jsonBytes, {
+    message: `must be at most ${LIMITS.jsonBytes} bytes as JSON`,
+  });
+
+// --- leads ---------------------------------------------------------------------------------------
+
+/** Every lead column a caller may write (all but id, created_at and the trigger-kept updated_at). */
+export const LeadFields = z.object({
+  agent_id: AgentIdInput,
+  user_id: UserIdInput,
+  name: text(LIMITS.shortText).nullable(),
+  email: text(LIMITS.email).nullable(),
+  phone: text(LIMITS.phone).nullable(),
+  status: z.enum(LEAD_STATUSES).nullable(),
+  priority: z.enum(LEAD_PRIORITIES).nullable(),
+  budget: text(LIMITS.shortText).nullable(),
+  timeline: text(LIMITS.shortText).nullable(),
+  address: JsonObject.nullable(),
+  notes: text(LIMITS.notes).nullable(),
+  assigned_to: text(LIMITS.shortText).nullable(),
+  conversation_id: safeId.nullable(),
+  primary_lead_id: safeId.nullable(),
+  is_decision_maker: z.boolean().nullable(),
+  preferred_contact_method: z.enum(CONTACT_METHODS).nullable(),
+  preferred_contact_time: text(LIMITS.shortText).nullable(),
+  metadata: JsonObject.nullable(),
+});
+export const LEAD_FIELD_NAMES = Object.keys(LeadFields.shape) as (keyof typeof LeadFields.shape)[];
+
+const AdminOption = { adminMode: z.boolean().optional() };
+const ScopeOptions = { ...AdminOption, userId: UserIdInput.optional() };
+
+export const LeadFilters = z.strictObject({
+  agentId: AgentIdInput.optional(),
+  agentIds: z.array(AgentIdInput).max(LIMITS.batch).optional(),
+  status: z.enum(LEAD_STATUSES).optional(),
+  priority: z.enum(LEAD_PRIORITIES).optional(),
+  searchTerm: text(LIMITS.searchTerm).optional(),
+  dateRange: z.enum(DATE_RANGES).optional(),
+});
+export const StatsFilters = LeadFilters.omit({ status: true });
+
+export const LeadListInput = z.strictObject({
+  filters: LeadFilters.optional(),
+  limit: z.number().int().min(1).max(100).default(25),
+  offset: z.number().int().min(0).max(1_000_000_000).default(0),
+  ...ScopeOptions,
+});
+export const LeadStatsInput = z.strictObject({ filters: StatsFilters.optional(), ...ScopeOptions });
+export const AdminOnlyInput = z.strictObject(AdminOption);
+export const LeadCreateInput = LeadFields.partial()
+  .extend({ agent_id: AgentIdInput, ...ScopeOptions })
+  .strict();
+export const LeadUpdateInput = LeadFields.partial()
+  .extend(AdminOption)
+  .strict()
+  .refine((d) => LEAD_FIELD_NAMES.some((k) => k in d), { message: 'give at least one lead field to change' });
+
+const Timestamp = z.string().describe('ISO 8601 timestamp');
+const JsonOut = z.record(z.string(), z.unknown());
+
+export const LeadSummary = z.object({
+  id: z.number().int(),
+  agent_id: z.string(),
+  name: z.string().nullable(),
+  email: z.string().nullable(),
+  phone: z.string().nullable(),
+  status: z.string().nullable(),
+  priority: z.string().nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp.nullable(),
+});
+export const Lead = LeadSummary.extend({
+  user_id: z.string(),
+  budget: z.string().nullable(),
+  timeline: z.string().nullable(),
+  address: JsonOut.nullable(),
+  notes: z.string().nullable(),
+  assigned_to: z.string().nullable(),
+  conversation_id: z.number().int().nullable(),
+  primary_lead_id: z.number().int().nullable(),
+  is_decision_maker: z.boolean().nullable(),
+  preferred_contact_method: z.string().nullable(),
+  preferred_contact_time: z.string().nullable(),
+  metadata: JsonOut.nullable(),
+  agent: z.object({ id: z.string(), name: z.string(), email: z.string().nullable() }),
+});
+
+const Page = { count: z.number().int(), limit: z.number().int(), offset: z.number().int() };
+export const LeadStatsOutput = z.object({
+  stats: z.object({
+    total: z.number().int(),
+    by_status: z.object({
+      new: z.number().int(),
+      contacted: z.number().int(),
+      qualified: z.number().int(),
+      converted: z.number().int(),
+    }),
+  }),
+});
+export const LeadAllOutput = z.object({ leads: z.array(Lead), ...Page });
+export const LeadListOutput = z.object({ leads: z.array(LeadSummary), ...Page });
+export const LeadOutput = z.object({ lead: Lead });
+export const LeadDeleteOutput = z.object({ success: z.literal(true), message: z.string(), id: z.number().int() });
+
+// --- working leads and sales agents ----------------------------------------------------------
+
+/** Which agent a working-leads or sales-agents action acts as (default: the caller's primary). */
+const ActingAgent = { agentId: AgentIdInput.optional(), ...AdminOption };
+const OneLead = { ...ActingAgent, leadId: LeadIdInput };
+
+export const WorkingListInput = z.strictObject({
+  ...ActingAgent,
+  page: z.number().int().min(1).max(1_000_000).default(1),
+  pageSize: z.number().int().min(1).max(LIMITS.pageSize).default(25),
+});
+/** One lead (`leadId`) or a batch (`leadIds`), never both. */
+export const WorkingAddInput = z
+  .strictObject({
+    ...ActingAgent,
+    leadId: LeadIdInput.optional(),
+    leadIds: z.array(LeadIdInput).min(1).max(LIMITS.batch).optional(),
+  })
+  .refine((d) => (d.leadId === undefined) !== (d.leadIds === undefined), {
+    message: 'give either leadId or leadIds',
+  });
+export const WorkingLeadInput = z.strictObject(OneLead);
+export const WorkingMuteInput = z.strictObject({ ...OneLead, muted: z.boolean() });
+export const ActingAgentInput = z.strictObject(ActingAgent);
+export const AgentListInput = z.strictObject(ScopeOptions);
+export const ByLeadInput = z.strictObject({ ...AdminOption, leadId: LeadIdInput });
+
+export const Quota = z.object({
+  maxWorkingLeads: z.number().int(),
+  currentWorkingLeads: z.number().int(),
+  remainingWorkingLeads: z.number().int(),
+});
+export const Agent = z.object({
+  id: z.string(),
+  user_id: z.string(),
+  name: z.string(),
+  email: z.string().nullable(),
+  phone: z.string().nullable(),
+  role: z.string(),
+  max_working_leads: z.number().int(),
+  created_at: Timestamp,
+});
+export const WorkingLead = LeadSummary.extend({ muted: z.boolean(), added_at: Timestamp });
+
+export const WorkingListOutput = z.object({
+  leads: z.array(WorkingLead),
+  page: z.number().int(),
+  pageSize: z.number().int(),
+  total: z.number().int(),
+});
+export const WorkingAddOneOutput = z.object({
+  workingLead: z.object({ leadId: z.number().int(), agentId: z.string(), muted: z.boolean(), addedAt: Timestamp }),
+  quota: Quota,
+});
+export const WorkingAddBatchOutput = z.object({
+  added: z.array(z.number().int()),
+  alreadyWorking: z.array(z.number().int()),
+  failed: z.array(z.object({ leadId: z.number().int(), code: z.string(), message: z.string() })),
+  quota: Quota,
+});
+export const WorkingAddOutput = z.union([WorkingAddOneOutput, WorkingAddBatchOutput]);
+export const WorkingRemoveOutput = z.object({ leadId: z.number().int(), removed: z.literal(true) });
+export const MuteOutput = z.object({ leadId: z.number().int(), muted: z.boolean() });
+export const CurrentAgentOutput = z.object({ agent: Agent });
+export const AgentsOutput = z.object({ agents: z.array(Agent) });
+
+// --- the action table ----------------------------------------------------------------------
+
+/**
+ * One entry per resource/action: whether it takes the top-level `id`, its `data` schema, its
+ * success status and its response `data` schema. The router, the client types and the OpenAPI
+ * document are all read off this table.
+ */
+interface ActionSpec {
+  id: 'required' | 'none';
+  data: z.ZodType;
+  response: z.ZodType;
+  status: 200 | 201;
+  summary: string;
+}
+const spec = <S extends ActionSpec>(s: S) => s;
+
+export const ACTIONS = {
+  leads: {
+    stats: spec({ id: 'none', data: LeadStatsInput, response: LeadStatsOutput, status: 200, summary: 'Totals and per-status counts' }),
+    all: spec({ id: 'none', data: LeadListInput, response: LeadAllOutput, status: 200, summary: 'Leads with every field and their agent' }),
+    list: spec({ id: 'none', data: LeadListInput, response: LeadListOutput, status: 200, summary: 'Lead summaries for tables' }),
+    get: spec({ id: 'required', data: AdminOnlyInput, response: LeadOutput, status: 200, summary: 'One lead' }),
+    create: spec({ id: 'none', data: LeadCreateInput, response: LeadOutput, status: 201, summary: 'Create a lead' }),
+    update: spec({ id: 'required', data: LeadUpdateInput, response: LeadOutput, status: 200, summary: 'Change some fields of a lead' }),
+    delete: spec({ id: 'required', data: AdminOnlyInput, response: LeadDeleteOutput, status: 200, summary: 'Delete a lead for good' }),
+  },
+  'working-leads': {
+    list: spec({ id: 'none', data: WorkingListInput, response: WorkingListOutput, status: 200, summary: "The acting agent's working set" }),
+    add: spec({ id: 'none', data: WorkingAddInput, response: WorkingAddOutput, status: 201, summary: 'Add one lead (201, or 200 if already there) or a batch (200)' }),
+    remove: spec({ id: 'none', data: WorkingLeadInput, response: WorkingRemoveOutput, status: 200, summary: 'Take a lead out of the working set' }),
+    mute: spec({ id: 'none', data: WorkingMuteInput, response: MuteOutput, status: 200, summary: 'Mute or unmute a working lead' }),
+    'mute-status': spec({ id: 'none', data: WorkingLeadInput, response: MuteOutput, status: 200, summary: 'Whether a working lead is muted' }),
+  },
+  'sales-agents': {
+    current: spec({ id: 'none', data: ActingAgentInput, response: CurrentAgentOutput, status: 200, summary: 'The acting agent' }),
+    list: spec({ id: 'none', data: AgentListInput, response: AgentsOutput, status: 200, summary: 'Agents the caller may use' }),
+    quota: spec({ id: 'none', data: ActingAgentInput, response: Quota, status: 200, summary: "The acting agent's working-set quota" }),
+    'by-lead': spec({ id: 'none', data: ByLeadInput, response: AgentsOutput, status: 200, summary: 'Agents working a lead' }),
+  },
+} as const;
+
+export type Actions = typeof ACTIONS;
+export type Resource = keyof Actions;
+export type ActionName<R extends Resource> = keyof Actions[R] & string;
+type Spec<R extends Resource, A extends ActionName<R>> = Actions[R][A] extends ActionSpec ? Actions[R][A] : never;
+
+/** What a caller sends as `data` for an action (defaults optional). */
+export type ActionInput<R extends Resource, A extends ActionName<R>> = z.input<Spec<R, A>['data']>;
+/** What the function works with after validation (defaults filled in, ids as numbers). */
+export type ActionParams<R extends Resource, A extends ActionName<R>> = z.output<Spec<R, A>['data']>;
+/** The `data` of a successful response. */
+export type ActionOutput<R extends Resource, A extends ActionName<R>> = z.output<Spec<R, A>['response']>;
+/** Whether the action takes the top-level `id`. */
+export type TakesId<R extends Resource, A extends ActionName<R>> = Spec<R, A>['id'] extends 'required' ? true : false;
+
+/** The top-level request body, before the per-action check. */
+export const RequestBody = z.strictObject({
+  resource: z.string(),
+  action: z.string(),
+  id: z.unknown().optional(),
+  data: z.unknown().optional(),
+});
+
+export type LeadT = z.output<typeof Lead>;
+export type LeadSummaryT = z.output<typeof LeadSummary>;
+export type AgentT = z.output<typeof Agent>;
+export type QuotaT = z.output<typeof Quota>;
