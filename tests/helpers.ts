@@ -1,0 +1,128 @@
+/** Fixtures and a direct caller for the handler: real Postgres, real JWTs, no mocks. */
+import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { createHandler } from '../functions/api/handler.ts';
+import { createVerifier } from '../shared/auth.ts';
+import { createDb } from '../shared/db.ts';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+
+export const databaseUrl = inject('databaseUrl');
+
+/** The connection's own (superuser) role: for fixtures and for checking what landed. */
+export const adminSql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
+
+export const db = createDb({ url: databaseUrl, max: 20 });
+export const handler = createHandler({
+  db,
+  verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
+  logError: () => {},
+});
+
+export interface TestUser {
+  id: string;
+  token: string;
+  admin: boolean;
+}
+
+export async function createUser(opts: { admin?: boolean } = {}): Promise<TestUser> {
+  const id = randomUUID();
+  const admin = opts.admin ?? false;
+  await adminSql`insert into auth.users (id, email, raw_app_meta_data)
+                 values (${id}, ${id + '@test.local'}, ${adminSql.json(admin ? { role: 'internal_admin' } : {})})`;
+  return { id, token: await signToken({ sub: id, admin }), admin };
+}
+
+let agentSeq = 0;
+export async function createAgent(
+  user: TestUser,
+  opts: { max?: number; createdAt?: Date; name?: string } = {},
+): Promise<string> {
+  const id = `agent-${user.id.slice(0, 8)}-${++agentSeq}-${randomUUID().slice(0, 4)}`;
+  await adminSql`insert into public.agents (id, user_id, name, email, max_working_leads, created_at)
+                 values (${id}, ${user.id}, ${opts.name ?? 'Agent ' + agentSeq}, ${id + '@agents.local'},
+                         ${opts.max ?? 50}, ${opts.createdAt ?? new Date()})`;
+  return id;
+}
+
+export interface LeadSeed {
+  name?: string | null;
+  email?: string | null;
+  phone?: string | null;
+  status?: string | null;
+  priority?: string | null;
+  created_at?: Date;
+  user_id?: string;
+}
+
+/** Inserts leads for an agent (as the table owner), returning their ids in the given order. */
+export async function createLeads(agentId: string, owner: TestUser, leads: LeadSeed[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const l of leads) {
+    const [row] = await adminSql`
+      insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+      values (${agentId}, ${l.user_id ?? owner.id}, ${l.name ?? null}, ${l.email ?? null}, ${l.phone ?? null},
+              ${l.status === undefined ? 'new' : l.status}, ${l.priority ?? null}, ${l.created_at ?? new Date()})
+      returning id`;
+    ids.push(Number(row.id));
+  }
+  return ids;
+}
+
+export const manyLeads = (n: number, f: (i: number) => LeadSeed = () => ({})): LeadSeed[] =>
+  Array.from({ length: n }, (_, i) => ({ name: `Lead ${i}`, ...f(i) }));
+
+export interface ApiResult {
+  status: number;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+  headers: Headers;
+}
+
+/** Calls the handler in-process with a JSON body (or a raw string) and the caller's token. */
+export async function call(token: string | null, body: unknown, init: RequestInit = {}): Promise<ApiResult> {
+  const headers = new Headers(init.headers);
+  if (token !== null) headers.set('authorization', `Bearer ${token}`);
+  headers.set('content-type', 'application/json');
+  const res = await handler(
+    new Request('http://localhost/functions/v1/api', {
+      method: 'POST',
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      ...init,
+      headers,
+    }),
+  );
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+class Rollback {
+  constructor(readonly value: unknown) {}
+}
+
+/** Runs `fn` in a transaction as `authenticated` with the given claims, straight in SQL as the
+ * Data API would, then rolls it back. A failing statement rejects with the Postgres error. */
+export async function asRole<T>(
+  claims: Record<string, unknown>,
+  fn: (sql: postgres.TransactionSql) => Promise<T>,
+  opts: { adminMode?: boolean } = {},
+): Promise<T> {
+  try {
+    await adminSql.begin(async (sql) => {
+      await sql`select set_config('role', 'authenticated', true),
+                       set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
+                       set_config('app.admin_mode', ${opts.adminMode ? 'on' : 'off'}, true)`;
+      throw new Rollback(await fn(sql));
+    });
+  } catch (e) {
+    if (e instanceof Rollback) return e.value as T;
+    throw e;
+  }
+  throw new Error('unreachable');
+}
+
+export const claimsOf = (u: TestUser) => ({
+  sub: u.id,
+  role: 'authenticated',
+  app_metadata: u.admin ? { role: 'internal_admin' } : {},
+});
