@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // supabase-js needs a global WebSocket, which Node 20 has only behind this flag.
+    execArgv: ['--experimental-websocket'],
   },
 });

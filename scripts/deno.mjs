@@ -1,6 +1,7 @@
 // Runs the api under the real Deno binary from the npm package `deno`, offline: deno.json's
 // nodeModulesDir "manual" makes it resolve npm: imports from node_modules.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +10,9 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export function denoBin() {
   const require = createRequire(import.meta.url);
-  const pkg = dirname(require.resolve('deno/package.json'));
-  return join(pkg, 'deno');
+  const linked = join(dirname(require.resolve('deno/package.json')), 'deno');
+  // The package's postinstall links the binary; without it, find it in the platform package.
+  return existsSync(linked) ? linked : require('deno/install_api.cjs').runInstall();
 }
 
 /**
@@ -28,7 +30,13 @@ export function startApi({ port, env, quiet = false }) {
     const onData = (chunk) => {
       output += chunk;
       if (!quiet) process.stdout.write(chunk);
-      if (output.includes('api listening')) resolve({ child, url: `http://127.0.0.1:${port}`, stop: () => stop(child) });
+      if (output.includes('api listening')) {
+        resolve({
+          child,
+          url: `http://127.0.0.1:${port}`,
+          stop: () => stop(child),
+        });
+      }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk) => {

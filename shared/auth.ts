@@ -59,7 +59,10 @@ export function createVerifier(config: AuthConfig): (authorization: string | nul
       if (alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] }));
       } else if ((alg === 'ES256' || alg === 'RS256') && keySet) {
-        ({ payload } = await jwtVerify(token, keySet, { algorithms: ['ES256', 'RS256'], requiredClaims: ['exp', 'sub'] }));
+        ({ payload } = await jwtVerify(token, keySet, {
+          algorithms: ['ES256', 'RS256'],
+          requiredClaims: ['exp', 'sub'],
+        }));
       } else {
         throw unauthorized('Unsupported token algorithm');
       }
@@ -69,7 +72,9 @@ export function createVerifier(config: AuthConfig): (authorization: string | nul
       throw unauthorized(code === 'ERR_JWT_EXPIRED' ? 'Token expired' : 'Invalid token');
     }
     if (payload.role !== 'authenticated') throw unauthorized('Token is not a user access token');
-    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) throw unauthorized('Token subject is not a user id');
+    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
+      throw unauthorized('Token subject is not a user id');
+    }
     return payload as Claims;
   };
 }

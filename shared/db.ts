@@ -97,12 +97,25 @@ export function createDb(config: DbConfig): Db {
 }
 
 const UNAVAILABLE = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
   '57014', // statement timeout
-  '57P01', '57P02', '57P03', // shutdown, crash, cannot connect now
-  '53300', '53400', // too many connections, configuration limit
-  '40001', '40P01', // serialization failure, deadlock: safe to retry
+  '57P01',
+  '57P02',
+  '57P03', // shutdown, crash, cannot connect now
+  '53300',
+  '53400', // too many connections, configuration limit
+  '40001',
+  '40P01', // serialization failure, deadlock: safe to retry
   '25P03', // idle-in-transaction timeout
 ]);
 
@@ -118,7 +131,12 @@ export function toApiError(err: unknown): ApiError {
     } catch { /* detail is ours and always JSON; nothing to add if not */ }
     return new ApiError('QUOTA_EXCEEDED', 'Working set is full', details);
   }
-  if (code === 'LA404') return new ApiError('NOT_FOUND', String(e.message ?? 'Not found').replace(/^./, (c) => c.toUpperCase()));
+  if (code === 'LA404') {
+    return new ApiError(
+      'NOT_FOUND',
+      String(e.message ?? 'Not found').replace(/^./, (c) => c.toUpperCase()),
+    );
+  }
   if (code === 'LA403') return new ApiError('FORBIDDEN', String(e.message));
   if (code === '42501') return new ApiError('FORBIDDEN', 'Not allowed to use this agent');
   if (code === 'LA422') {

@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lead, LeadSummary } from '../shared/schemas.ts';
 import {
-  adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, manyLeads, type TestUser,
+  adminSql,
+  asRole,
+  call,
+  claimsOf,
+  createAgent,
+  createLeads,
+  createUser,
+  manyLeads,
+  type TestUser,
 } from './helpers.ts';
 
 const DAY = 86_400_000;
@@ -27,9 +35,17 @@ beforeAll(async () => {
     { name: '100% sure', phone: '555_1234', created_at: ago(3) },
     { name: 'back\\slash', email: 'under_score@x.test', created_at: ago(4) },
   ]);
-  aliceLeads.push(...await createLeads(aliceAgent2, alice, manyLeads(4, (i) => ({
-    status: 'new', priority: 'low', created_at: ago(50 + i),
-  }))));
+  aliceLeads.push(
+    ...await createLeads(
+      aliceAgent2,
+      alice,
+      manyLeads(4, (i) => ({
+        status: 'new',
+        priority: 'low',
+        created_at: ago(50 + i),
+      })),
+    ),
+  );
   bobLeads = await createLeads(bobAgent, bob, manyLeads(3, () => ({ status: 'new', name: 'Ann Bob' })));
 });
 
@@ -81,7 +97,11 @@ describe('leads.all and leads.list', () => {
     const { leads, count, limit, offset } = r.body.data;
     expect({ count, limit, offset }).toEqual({ count: 12, limit: 5, offset: 0 });
     expect(leads.map((l: { name: string }) => l.name)).toEqual([
-      'Ann New', 'Ben Contacted', '100% sure', 'back\\slash', 'Cat Qualified',
+      'Ann New',
+      'Ben Contacted',
+      '100% sure',
+      'back\\slash',
+      'Cat Qualified',
     ]);
     for (const lead of leads) expect(Lead.strict().parse(lead)).toBeTruthy();
     expect(leads[0].agent).toEqual({ id: aliceAgent, name: expect.any(String), email: `${aliceAgent}@agents.local` });
@@ -181,13 +201,20 @@ describe('leads.get', () => {
 describe('leads.create', () => {
   it('creates with status "new" by default and user_id = the agent owner', async () => {
     const r = await call(alice.token, {
-      resource: 'leads', action: 'create',
+      resource: 'leads',
+      action: 'create',
       data: { agent_id: aliceAgent, name: 'Created', email: 'c@x.test', priority: 'high', metadata: { a: [1] } },
     });
     expect(r.status).toBe(201);
     expect(r.body.data.lead).toMatchObject({
-      agent_id: aliceAgent, user_id: alice.id, name: 'Created', status: 'new', priority: 'high',
-      metadata: { a: [1] }, updated_at: null, agent: { id: aliceAgent },
+      agent_id: aliceAgent,
+      user_id: alice.id,
+      name: 'Created',
+      status: 'new',
+      priority: 'high',
+      metadata: { a: [1] },
+      updated_at: null,
+      agent: { id: aliceAgent },
     });
     expect(Lead.strict().parse(r.body.data.lead)).toBeTruthy();
     await adminSql`delete from public.leads where id = ${r.body.data.lead.id}`;
@@ -220,7 +247,9 @@ describe('leads.create', () => {
 
   it('lets an admin create a lead as another user with userId alone', async () => {
     const r = await call(admin.token, {
-      resource: 'leads', action: 'create', data: { agent_id: bobAgent, name: 'By admin', userId: bob.id },
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: bobAgent, name: 'By admin', userId: bob.id },
     });
     expect(r.status).toBe(201);
     expect(r.body.data.lead).toMatchObject({ agent_id: bobAgent, user_id: bob.id });
@@ -229,11 +258,15 @@ describe('leads.create', () => {
 
   it("uses the admin's userId over the agent owner, and the agent owner over the caller", async () => {
     const asAdmin = await call(admin.token, {
-      resource: 'leads', action: 'create', data: { agent_id: bobAgent, userId: alice.id, adminMode: true },
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: bobAgent, userId: alice.id, adminMode: true },
     });
     expect(asAdmin.body.data.lead.user_id).toBe(alice.id);
     const ownerFirst = await call(admin.token, {
-      resource: 'leads', action: 'create', data: { agent_id: bobAgent, adminMode: true },
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: bobAgent, adminMode: true },
     });
     expect(ownerFirst.body.data.lead.user_id).toBe(bob.id);
     await adminSql`delete from public.leads where id in (${asAdmin.body.data.lead.id}, ${ownerFirst.body.data.lead.id})`;
@@ -241,10 +274,14 @@ describe('leads.create', () => {
 
   it('refuses userId or adminMode from a non-admin with 403', async () => {
     const a = await call(alice.token, {
-      resource: 'leads', action: 'create', data: { agent_id: aliceAgent, userId: bob.id },
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: aliceAgent, userId: bob.id },
     });
     const b = await call(alice.token, {
-      resource: 'leads', action: 'create', data: { agent_id: aliceAgent, adminMode: true },
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: aliceAgent, adminMode: true },
     });
     expect([a.status, b.status]).toEqual([403, 403]);
     const [{ n }] = await adminSql`select count(*)::int as n from public.leads where agent_id = ${aliceAgent}`;
@@ -256,7 +293,10 @@ describe('leads.update', () => {
   it('changes only the given fields and keeps updated_at', async () => {
     const [id] = await createLeads(aliceAgent, alice, [{ name: 'Upd', status: 'new' }]);
     const r = await call(alice.token, {
-      resource: 'leads', action: 'update', id, data: { status: 'qualified', notes: 'Spoke', address: null },
+      resource: 'leads',
+      action: 'update',
+      id,
+      data: { status: 'qualified', notes: 'Spoke', address: null },
     });
     expect(r.status).toBe(200);
     expect(r.body.data.lead).toMatchObject({ id, name: 'Upd', status: 'qualified', notes: 'Spoke', address: null });
@@ -277,26 +317,43 @@ describe('leads.update', () => {
   });
 
   it("answers 404 for another user's lead and changes nothing", async () => {
-    const r = await call(bob.token, { resource: 'leads', action: 'update', id: aliceLeads[0], data: { name: 'Hacked' } });
+    const r = await call(bob.token, {
+      resource: 'leads',
+      action: 'update',
+      id: aliceLeads[0],
+      data: { name: 'Hacked' },
+    });
     expect(r.status).toBe(404);
     const [row] = await adminSql`select name from public.leads where id = ${aliceLeads[0]}`;
     expect(row.name).toBe('Ann New');
   });
 
   it('refuses an empty change, id and created_at with 400', async () => {
-    for (const data of [{}, { adminMode: false }, { id: 1 }, { created_at: '2020-01-01T00:00:00Z' }, { updated_at: null }]) {
+    for (
+      const data of [{}, { adminMode: false }, { id: 1 }, { created_at: '2020-01-01T00:00:00Z' }, { updated_at: null }]
+    ) {
       const r = await call(alice.token, { resource: 'leads', action: 'update', id: aliceLeads[0], data });
       expect(r.status, JSON.stringify(data)).toBe(400);
     }
     expect((await call(alice.token, { resource: 'leads', action: 'update', data: { name: 'x' } })).status).toBe(400);
   });
 
-  it("refuses a primary_lead_id the caller cannot see (400), accepts their own", async () => {
+  it('refuses a primary_lead_id the caller cannot see (400), accepts their own', async () => {
     const [id] = await createLeads(aliceAgent, alice, [{ name: 'Child' }]);
-    const bad = await call(alice.token, { resource: 'leads', action: 'update', id, data: { primary_lead_id: bobLeads[0] } });
+    const bad = await call(alice.token, {
+      resource: 'leads',
+      action: 'update',
+      id,
+      data: { primary_lead_id: bobLeads[0] },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details[0].path).toBe('data.primary_lead_id');
-    const good = await call(alice.token, { resource: 'leads', action: 'update', id, data: { primary_lead_id: aliceLeads[0] } });
+    const good = await call(alice.token, {
+      resource: 'leads',
+      action: 'update',
+      id,
+      data: { primary_lead_id: aliceLeads[0] },
+    });
     expect(good.body.data.lead.primary_lead_id).toBe(aliceLeads[0]);
     await adminSql`delete from public.leads where id = ${id}`;
   });
@@ -334,13 +391,20 @@ describe('admin mode', () => {
     const all = await call(admin.token, { resource: 'leads', action: 'list', data: { adminMode: true, limit: 1 } });
     expect(all.body.data.count).toBeGreaterThanOrEqual(15);
     const scoped = await call(admin.token, {
-      resource: 'leads', action: 'list', data: { adminMode: true, userId: bob.id, limit: 100 },
+      resource: 'leads',
+      action: 'list',
+      data: { adminMode: true, userId: bob.id, limit: 100 },
     });
     expect(scoped.body.data.count).toBe(3);
     expect(scoped.body.data.leads.map((l: { id: number }) => l.id).sort()).toEqual([...bobLeads].sort());
     const stats = await call(admin.token, { resource: 'leads', action: 'stats', data: { userId: alice.id } });
     expect(stats.body.data.stats.total).toBe(12);
-    const get = await call(admin.token, { resource: 'leads', action: 'get', id: aliceLeads[0], data: { adminMode: true } });
+    const get = await call(admin.token, {
+      resource: 'leads',
+      action: 'get',
+      id: aliceLeads[0],
+      data: { adminMode: true },
+    });
     expect(get.body.data.lead.name).toBe('Ann New');
   });
 
@@ -350,7 +414,11 @@ describe('admin mode', () => {
       expect(r.status).toBe(403);
       expect(r.body.error.code).toBe('FORBIDDEN');
     }
-    const own = await call(alice.token, { resource: 'leads', action: 'list', data: { userId: alice.id, adminMode: false } });
+    const own = await call(alice.token, {
+      resource: 'leads',
+      action: 'list',
+      data: { userId: alice.id, adminMode: false },
+    });
     expect(own.status).toBe(200);
   });
 

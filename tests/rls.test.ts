@@ -30,7 +30,7 @@ const pgError = async (p: Promise<unknown>) => {
 };
 
 describe('reads', () => {
-  it("a user sees only their own agents, leads and working leads", async () => {
+  it('a user sees only their own agents, leads and working leads', async () => {
     const seen = await asRole(claimsOf(bob), async (sql) => ({
       agents: (await sql`select id from public.agents where id in (${aliceAgent}, ${bobAgent})`).map((r) => r.id),
       leads: (await sql`select id from public.leads where id in (${aliceLead}, ${bobLead})`).map((r) => Number(r.id)),
@@ -39,7 +39,7 @@ describe('reads', () => {
     expect(seen).toEqual({ agents: [bobAgent], leads: [bobLead], working: 0 });
   });
 
-  it('lead_stats and agent_quota run with the caller\'s rights', async () => {
+  it("lead_stats and agent_quota run with the caller's rights", async () => {
     const r = await asRole(claimsOf(bob), async (sql) => {
       const [{ s }] = await sql`select public.lead_stats(array[${aliceAgent}]::text[]) as s`;
       const [{ q }] = await sql`select public.agent_quota(${aliceAgent}) as q`;
@@ -61,10 +61,19 @@ describe('reads', () => {
 
 describe('writes', () => {
   it("a user can neither insert into nor move leads onto another user's agent", async () => {
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`insert into public.leads (agent_id, user_id, name) values (${aliceAgent}, ${bob.id}, 'planted')`))).toBe('42501');
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`update public.leads set agent_id = ${aliceAgent} where id = ${bobLead}`))).toBe('42501');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(bob),
+          (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${aliceAgent}, ${bob.id}, 'planted')`,
+        ),
+      ),
+    ).toBe('42501');
+    expect(
+      await pgError(
+        asRole(claimsOf(bob), (sql) => sql`update public.leads set agent_id = ${aliceAgent} where id = ${bobLead}`),
+      ),
+    ).toBe('42501');
   });
 
   it("updates and deletes of another user's leads touch no row", async () => {
@@ -77,32 +86,69 @@ describe('writes', () => {
   });
 
   it("a user cannot stamp another user's id on a lead", async () => {
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`insert into public.leads (agent_id, user_id, name) values (${bobAgent}, ${alice.id}, 'x')`))).toBe('LA403');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(bob),
+          (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${bobAgent}, ${alice.id}, 'x')`,
+        ),
+      ),
+    ).toBe('LA403');
   });
 
   it('agents are read-only to users: the quota cannot be raised', async () => {
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`update public.agents set max_working_leads = 100000 where id = ${bobAgent}`))).toBe('42501');
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`insert into public.agents (id, user_id, name) values ('mine', ${bob.id}, 'x')`))).toBe('42501');
+    expect(
+      await pgError(
+        asRole(claimsOf(bob), (sql) => sql`update public.agents set max_working_leads = 100000 where id = ${bobAgent}`),
+      ),
+    ).toBe('42501');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(bob),
+          (sql) => sql`insert into public.agents (id, user_id, name) values ('mine', ${bob.id}, 'x')`,
+        ),
+      ),
+    ).toBe('42501');
   });
 
   it("working leads: no insert for another user's agent or lead, no moving rows between agents", async () => {
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`insert into public.working_leads (agent_id, lead_id) values (${aliceAgent}, ${aliceLead})`))).toBe('LA404');
-    expect(await pgError(asRole(claimsOf(bob), (sql) =>
-      sql`insert into public.working_leads (agent_id, lead_id) values (${bobAgent}, ${aliceLead})`))).toBe('LA404');
-    expect(await pgError(asRole(claimsOf(alice), (sql) =>
-      sql`update public.working_leads set agent_id = ${bobAgent} where lead_id = ${aliceLead}`))).toBe('42501');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(bob),
+          (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${aliceAgent}, ${aliceLead})`,
+        ),
+      ),
+    ).toBe('LA404');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(bob),
+          (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${bobAgent}, ${aliceLead})`,
+        ),
+      ),
+    ).toBe('LA404');
+    expect(
+      await pgError(
+        asRole(
+          claimsOf(alice),
+          (sql) => sql`update public.working_leads set agent_id = ${bobAgent} where lead_id = ${aliceLead}`,
+        ),
+      ),
+    ).toBe('42501');
   });
 });
 
 describe('admin access', () => {
   it('needs both the signed app_metadata role and admin mode', async () => {
     const count = (claims: Record<string, unknown>, adminMode: boolean) =>
-      asRole(claims, async (sql) =>
-        (await sql`select count(*)::int as n from public.leads where id in (${aliceLead}, ${bobLead})`)[0].n, { adminMode });
+      asRole(
+        claims,
+        async (sql) =>
+          (await sql`select count(*)::int as n from public.leads where id in (${aliceLead}, ${bobLead})`)[0].n,
+        { adminMode },
+      );
     expect(await count(claimsOf(admin), true)).toBe(2);
     expect(await count(claimsOf(admin), false)).toBe(0);
     // Everything a non-admin controls: admin mode on, and admin-looking claims outside app_metadata.
@@ -118,7 +164,11 @@ describe('admin access', () => {
       select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname = 'public' and has_function_privilege('authenticated', p.oid, 'execute')
       order by 1`;
-    expect(exposed.map((r) => r.proname).filter((n) => !n.startsWith('gin_') && !n.startsWith('gtrgm') &&
-      !/trgm|similarity|show_limit|set_limit|show_trgm/.test(n))).toEqual(['add_working_leads', 'agent_quota', 'lead_stats']);
+    expect(
+      exposed.map((r) => r.proname).filter((n) =>
+        !n.startsWith('gin_') && !n.startsWith('gtrgm') &&
+        !/trgm|similarity|show_limit|set_limit|show_trgm/.test(n)
+      ),
+    ).toEqual(['add_working_leads', 'agent_quota', 'lead_stats']);
   });
 });

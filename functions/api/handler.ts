@@ -20,7 +20,8 @@ export interface HandlerDeps {
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const cors = corsHeaders(deps.corsOrigin ?? '*');
   const logError = deps.logError ??
-    ((e) => console.error(JSON.stringify({ level: 'error', requestId: e.requestId, code: e.code, error: String(e.error) })));
+    ((e) =>
+      console.error(JSON.stringify({ level: 'error', requestId: e.requestId, code: e.code, error: String(e.error) })));
 
   return async (req) => {
     const requestId = requestIdOf(req);

@@ -74,9 +74,12 @@ function listing(summary: boolean) {
 
 async function get(ctx: Ctx, p: Params<'get'>, id: number): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
-       where l.id = ${id}`) as { lead: unknown }[];
+  const [row] = await ctx.db.asUser(
+    scope,
+    (tx) =>
+      tx`select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+       where l.id = ${id}`,
+  ) as { lead: unknown }[];
   if (!row) throw notFound('Lead');
   return { data: { lead: row.lead } };
 }

@@ -27,7 +27,8 @@ const notWorking = () => new ApiError('NOT_FOUND', 'Lead is not in the working s
 
 async function list(ctx: Ctx, p: WParams<'list'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
     select acting.id as agent_id,
            (select count(*)::int from public.working_leads w where w.agent_id = acting.id) as total,
@@ -55,9 +56,11 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
   // Order-preserving de-duplication: a batch naming a lead twice adds it once.
   const ids = [...new Set(p.leadIds ?? [p.leadId as number])];
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
-    select public.add_working_leads(${actingAgent(tx, ctx, p.agentId)}, ${tx.array(ids)}::bigint[]) as result`,
-  ) as { result: AddResult | null }[];
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select public.add_working_leads(${actingAgent(tx, ctx, p.agentId)}, ${tx.array(ids)}::bigint[]) as result`) as {
+      result: AddResult | null;
+    }[];
   const result = row.result;
   if (!result) throw agentNotFound();
   const { entries, ...batch } = result;
@@ -75,12 +78,15 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
 
 async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
          gone as (delete from public.working_leads w using acting
                   where w.agent_id = acting.id and w.lead_id = ${p.leadId} returning w.lead_id)
-    select acting.id as agent_id, (select count(*)::int from gone) as removed from acting`,
-  ) as { agent_id: string | null; removed: number }[];
+    select acting.id as agent_id, (select count(*)::int from gone) as removed from acting`) as {
+      agent_id: string | null;
+      removed: number;
+    }[];
   if (!row.agent_id) throw agentNotFound();
   if (!row.removed) throw notWorking();
   return { data: { leadId: p.leadId, removed: true } };
@@ -88,12 +94,15 @@ async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
 
 async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
          changed as (update public.working_leads w set muted = ${p.muted} from acting
                      where w.agent_id = acting.id and w.lead_id = ${p.leadId} returning w.muted)
-    select acting.id as agent_id, (select muted from changed) as muted from acting`,
-  ) as { agent_id: string | null; muted: boolean | null }[];
+    select acting.id as agent_id, (select muted from changed) as muted from acting`) as {
+      agent_id: string | null;
+      muted: boolean | null;
+    }[];
   if (!row.agent_id) throw agentNotFound();
   if (row.muted === null) throw notWorking();
   return { data: { leadId: p.leadId, muted: row.muted } };
@@ -101,12 +110,12 @@ async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
 
 async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
     select acting.id as agent_id,
            (select w.muted from public.working_leads w where w.agent_id = acting.id and w.lead_id = ${p.leadId}) as muted
-    from acting`,
-  ) as { agent_id: string | null; muted: boolean | null }[];
+    from acting`) as { agent_id: string | null; muted: boolean | null }[];
   if (!row.agent_id) throw agentNotFound();
   if (row.muted === null) throw notWorking();
   return { data: { leadId: p.leadId, muted: row.muted } };
@@ -114,40 +123,45 @@ async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
 
 async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
-    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`,
-  ) as { agent: unknown }[];
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`) as {
+      agent: unknown;
+    }[];
   if (!row) throw agentNotFound();
   return { data: { agent: row.agent } };
 }
 
 async function agents(ctx: Ctx, p: SParams<'list'>): Promise<Reply> {
   const { scope, userId } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     select coalesce(json_agg(${agentJson(tx)} order by a.created_at, a.id), '[]'::json) as agents
     from public.agents a
-    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`,
-  ) as { agents: unknown[] }[];
+    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`) as { agents: unknown[] }[];
   return { data: { agents: row.agents } };
 }
 
 async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
-    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`,
-  ) as { quota: unknown }[];
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`) as { quota: unknown }[];
   if (!row.quota) throw agentNotFound();
   return { data: row.quota };
 }
 
 async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
     select exists (select 1 from public.leads l where l.id = ${p.leadId}) as visible,
            coalesce((select json_agg(${agentJson(tx)} order by a.created_at, a.id)
                      from public.working_leads w join public.agents a on a.id = w.agent_id
-                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`,
-  ) as { visible: boolean; agents: unknown[] }[];
+                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`) as {
+      visible: boolean;
+      agents: unknown[];
+    }[];
   if (!row.visible) throw notFound('Lead');
   return { data: { agents: row.agents } };
 }
