@@ -16,7 +16,7 @@ export const migrationsDir = join(root, 'supabase', 'migrations');
  * read) to such ancestors is the least that makes it work.
  */
 function letPostgresUserThrough(path) {
-  for (let d = path; ; d = dirname(d)) {
+  for (let d = path;; d = dirname(d)) {
     const { mode } = statSync(d);
     if (!(mode & 0o001)) chmodSync(d, mode | 0o001);
     if (dirname(d) === d) break;
