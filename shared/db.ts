@@ -58,9 +58,10 @@ export function createDb(config: DbConfig): Db {
     const tx = await sql.reserve().catch((err) => {
       throw toApiError(err);
     });
-    let inTransaction = false;
+    let switched = false;
+    let ended = false;
     try {
-      const [, [switched]] = await Promise.all([
+      const [, [settings]] = await Promise.all([
         tx`begin`,
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
@@ -68,8 +69,8 @@ export function createDb(config: DbConfig): Db {
                   set_config('statement_timeout', ${timeout}, true),
                   set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
       ]);
-      inTransaction = true;
-      if (switched?.role !== 'authenticated') throw new Error('role switch failed');
+      if (settings?.role !== 'authenticated') throw new Error('role switch failed');
+      switched = true;
 
       const out = work(tx);
       let result: T | postgres.Row[];
@@ -82,12 +83,14 @@ export function createDb(config: DbConfig): Db {
         result = await out;
         await tx`commit`;
       }
-      inTransaction = false;
+      ended = true;
       return result;
     } catch (err) {
       // Never hand a connection back mid-transaction: the next request would inherit this role.
-      if (inTransaction) await tx`rollback`.catch(() => {});
-      throw toApiError(err);
+      // (Harmless when the pipelined COMMIT already ended an aborted transaction.)
+      if (!ended) await tx`rollback`.catch(() => {});
+      // A failed role switch is a deployment fault (503 if the database went away), never a 4xx.
+      throw switched ? toApiError(err) : asUnavailableOrInternal(err);
     } finally {
       tx.release();
     }
@@ -118,6 +121,11 @@ const UNAVAILABLE = new Set([
   '40P01', // serialization failure, deadlock: safe to retry
   '25P03', // idle-in-transaction timeout
 ]);
+
+function asUnavailableOrInternal(err: unknown): ApiError {
+  const mapped = toApiError(err);
+  return mapped.status === 503 ? mapped : new ApiError('INTERNAL_ERROR', 'Internal error', undefined, { cause: err });
+}
 
 /** Maps anything a query can throw onto the contract's codes; unknown failures stay opaque 500s. */
 export function toApiError(err: unknown): ApiError {
