@@ -1,0 +1,180 @@
+/**
+ * The OpenAPI 3.1 description of the api, generated from the same zod action table the function
+ * validates with (requests in zod's "input" mode: what a caller may send). `npm run docs` writes
+ * it to docs/openapi.json; a test fails when the checked-in file is out of date.
+ */
+import { z } from 'zod';
+import { ERROR_CODES, ERROR_STATUS } from './errors.ts';
+import { ACTIONS, LeadIdInput, type Resource } from './schemas.ts';
+
+/** One example request per action: what the README shows, checked against the schemas by tests. */
+export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { id?: number; data?: object } } } = {
+  leads: {
+    stats: { data: { filters: { agentIds: ['agent-dana-1', 'agent-dana-2'], dateRange: '30d' } } },
+    all: {
+      data: { filters: { agentId: 'agent-dana-1', status: 'qualified', dateRange: '90d' }, limit: 25, offset: 0 },
+    },
+    list: { data: { filters: { searchTerm: 'john', priority: 'high' }, limit: 25 } },
+    get: { id: 42 },
+    create: { data: { agent_id: 'agent-dana-1', name: 'Jane Doe', email: 'jane@example.com', priority: 'high' } },
+    update: { id: 42, data: { status: 'qualified', priority: 'high', notes: 'Spoke with decision maker' } },
+    delete: { id: 42 },
+  },
+  'working-leads': {
+    list: { data: { page: 1, pageSize: 25 } },
+    add: { data: { leadId: 42 } },
+    remove: { data: { leadId: 42 } },
+    mute: { data: { leadId: 42, muted: true } },
+    'mute-status': { data: { leadId: 42 } },
+  },
+  'sales-agents': {
+    current: {},
+    list: {},
+    quota: {},
+    'by-lead': { data: { leadId: 42 } },
+  },
+};
+
+const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' });
+  return rest as Record<string, unknown>;
+};
+
+const name = (resource: string, action: string) =>
+  `${resource}.${action}`.replace(/(^|[-.])(\w)/g, (_, _sep, c: string) => c.toUpperCase());
+
+export function buildOpenApi() {
+  const schemas: Record<string, unknown> = {};
+  const requests: { $ref: string }[] = [];
+  const examples: Record<string, unknown> = {};
+  const okByStatus: Record<number, { $ref: string }[]> = { 200: [], 201: [] };
+
+  for (const [resource, actions] of Object.entries(ACTIONS)) {
+    for (const [action, spec] of Object.entries(actions)) {
+      const base = name(resource, action);
+      const properties: Record<string, unknown> = {
+        resource: { const: resource },
+        action: { const: action },
+        data: jsonSchema(spec.data, 'input'),
+      };
+      const required = ['resource', 'action'];
+      if (spec.id === 'required') {
+        properties.id = jsonSchema(LeadIdInput, 'input');
+        required.push('id');
+      }
+      schemas[`${base}Request`] = {
+        type: 'object',
+        description: spec.summary,
+        properties,
+        required,
+        additionalProperties: false,
+      };
+      schemas[`${base}Response`] = jsonSchema(spec.response, 'output');
+      requests.push({ $ref: `#/components/schemas/${base}Request` });
+      okByStatus[spec.status].push({ $ref: `#/components/schemas/${base}Response` });
+      if (resource === 'working-leads' && action === 'add') okByStatus[200].push(okByStatus[201].at(-1)!);
+      examples[base] = {
+        summary: `${resource} / ${action}: ${spec.summary}`,
+        value: { resource, action, ...(EXAMPLES as Record<string, Record<string, object>>)[resource][action] },
+      };
+    }
+  }
+
+  schemas.Error = {
+    type: 'object',
+    properties: {
+      success: { const: false },
+      error: {
+        type: 'object',
+        properties: {
+          code: { type: 'string', enum: ERROR_CODES },
+          message: { type: 'string' },
+          details: { description: 'For VALIDATION_ERROR: [{ path, message }] naming each offending field' },
+        },
+        required: ['code', 'message'],
+      },
+    },
+    required: ['success', 'error'],
+  };
+
+  const envelope = (refs: { $ref: string }[]) => ({
+    type: 'object',
+    properties: { success: { const: true }, data: { oneOf: refs } },
+    required: ['success', 'data'],
+  });
+  const errorResponses = Object.fromEntries(
+    Object.entries(
+      ERROR_CODES.reduce<Record<number, string[]>>((acc, code) => {
+        (acc[ERROR_STATUS[code]] ??= []).push(code);
+        return acc;
+      }, {}),
+    ).map(([status, codes]) => [status, {
+      description: codes.join(', '),
+      headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' } },
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    }]),
+  );
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Leads API',
+      version: '1.0.0',
+      description: 'One Supabase Edge Function. Every call is POST /api with { resource, action, id?, data? }; ' +
+        'call it with supabase.functions.invoke("api", { body }). Errors use the codes of the Error schema.',
+    },
+    servers: [
+      { url: 'http://127.0.0.1:54321/functions/v1', description: 'npm start' },
+      {
+        url: 'https://{projectRef}.supabase.co/functions/v1',
+        variables: { projectRef: { default: 'your-project-ref' } },
+      },
+    ],
+    security: [{ bearerAuth: [] }],
+    paths: {
+      '/api': {
+        post: {
+          operationId: 'invoke',
+          summary: 'Run one action on one resource',
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { oneOf: requests }, examples } },
+          },
+          responses: {
+            200: {
+              description: 'Success',
+              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' } },
+              content: { 'application/json': { schema: envelope(okByStatus[200]) } },
+            },
+            201: {
+              description: 'Created (leads/create; working-leads/add of one new lead)',
+              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' } },
+              content: { 'application/json': { schema: envelope(okByStatus[201]) } },
+            },
+            ...errorResponses,
+          },
+        },
+        options: {
+          operationId: 'preflight',
+          summary: 'CORS preflight',
+          security: [],
+          responses: { 204: { description: 'CORS headers, no body' } },
+        },
+      },
+    },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description: "The user's Supabase access token",
+        },
+      },
+      headers: {
+        RequestId: { description: "The caller's x-request-id, or a new one", schema: { type: 'string' } },
+      },
+    },
+  };
+}

@@ -1,0 +1,55 @@
+// Type tests: the client's types come from the zod schemas, so a wrong payload or a misspelled
+// filter does not compile. `npm run typecheck` (tsc) fails on any @ts-expect-error that is not
+// an error; the expectTypeOf lines pin the inferred shapes.
+import { describe, expectTypeOf, it } from 'vitest';
+import type { ApiClient } from '../shared/client.ts';
+
+// Never called: these functions exist to be type-checked.
+declare const client: ApiClient;
+
+function wrongPayloads() {
+  // @ts-expect-error misspelled filter
+  client.leads.list({ filters: { serchTerm: 'x' } });
+  // @ts-expect-error status is not a stats filter
+  client.leads.stats({ filters: { status: 'new' } });
+  // @ts-expect-error not a status
+  client.leads.list({ filters: { status: 'won' } });
+  // @ts-expect-error limit is a number
+  client.leads.list({ limit: '25' });
+  // @ts-expect-error agent_id is required to create
+  client.leads.create({ name: 'x' });
+  // @ts-expect-error unknown lead field
+  client.leads.update(1, { nickname: 'x' });
+  // @ts-expect-error muted is required
+  client.workingLeads.mute({ leadId: 1 });
+  // @ts-expect-error leadId and leadIds together
+  client.workingLeads.add({ leadId: 1, leadIds: [2] });
+  // @ts-expect-error by-lead needs a leadId
+  client.salesAgents.byLead({});
+  // @ts-expect-error no such action
+  client.invoke('leads', 'archive');
+  // @ts-expect-error no such resource
+  client.invoke('deals', 'list');
+}
+
+describe('client types', () => {
+  it('infers request and response shapes from the schemas', () => {
+    expectTypeOf(wrongPayloads).toBeFunction();
+    expectTypeOf<ApiClient['leads']['get']>().returns.resolves.toHaveProperty('lead');
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['get']>>['lead']['id']>().toEqualTypeOf<number>();
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['list']>>['leads'][number]>().not.toHaveProperty('agent');
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['all']>>['leads'][number]['agent']['id']>()
+      .toEqualTypeOf<string>();
+    expectTypeOf<Awaited<ReturnType<ApiClient['salesAgents']['quota']>>>().toEqualTypeOf<
+      { maxWorkingLeads: number; currentWorkingLeads: number; remainingWorkingLeads: number }
+    >();
+    type Add = ApiClient['workingLeads']['add'];
+    const one = (add: Add) => add({ leadId: 1 });
+    const many = (add: Add) => add({ leadIds: [1] });
+    expectTypeOf(one).returns.resolves.toHaveProperty('workingLead');
+    expectTypeOf(many).returns.resolves.toHaveProperty('alreadyWorking');
+    expectTypeOf<Parameters<ApiClient['leads']['list']>[0]>().toEqualTypeOf<
+      Parameters<ApiClient['leads']['all']>[0]
+    >();
+  });
+});
