@@ -1,0 +1,156 @@
+// Runs every cell of tests/authz-matrix.md against the function and a real database.
+import { readFileSync } from 'node:fs';
+import { SignJWT } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { signToken } from '../scripts/tokens.mjs';
+import { adminSql, call, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+
+const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
+  .split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| resource/action') && !/^\| *-/.test(l))
+  .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+const COLUMNS = [
+  'none',
+  'malformed',
+  'badSignature',
+  'expired',
+  'anon',
+  'A:own',
+  'A:other',
+  'B:own',
+  'B:other',
+  'admin:own',
+  'admin:other',
+  'adminMode:own',
+  'adminMode:other',
+] as const;
+
+interface Target {
+  user: TestUser;
+  agent: string;
+  lead: number;
+  work: number; // in the agent's working set
+  spare: number; // not in it
+}
+
+let A: Target, B: Target, M: Target; // M: the admin's own data
+const tokens: Record<string, string | null> = {};
+
+async function target(user: TestUser): Promise<Target> {
+  const agent = await createAgent(user);
+  const [lead, work, spare] = await createLeads(agent, user, [{ name: 'lead' }, { name: 'work' }, { name: 'spare' }]);
+  await adminSql`insert into public.working_leads (agent_id, lead_id) values (${agent}, ${work})`;
+  return { user, agent, lead, work, spare };
+}
+
+beforeAll(async () => {
+  const [a, b, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
+  [A, B, M] = await Promise.all([target(a), target(b), target(admin)]);
+  const [h, p] = a.token.split('.');
+  tokens.none = null;
+  tokens.malformed = `${h}.${p}`;
+  tokens.badSignature = await signToken({ sub: a.id, secret: 'not-the-project-secret-but-long-enough-32' });
+  tokens.expired = await signToken({ sub: a.id, expiresIn: Math.floor(Date.now() / 1000) - 60 });
+  tokens.anon = await new SignJWT({ role: 'anon' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()
+    .setExpirationTime('1h').sign(new TextEncoder().encode('super-secret-jwt-token-with-at-least-32-characters-long'));
+});
+
+/** Puts the target back the way every cell expects it, and returns the request for the action. */
+async function prepare(action: string, t: Target, adminMode: boolean) {
+  const mode = adminMode ? { adminMode: true } : {};
+  switch (action) {
+    case 'leads/stats':
+    case 'leads/all':
+    case 'leads/list':
+      return { data: { filters: { agentId: t.agent }, ...mode } };
+    case 'leads/get':
+      return { id: t.lead, data: mode };
+    case 'leads/create':
+      return { data: { agent_id: t.agent, name: 'matrix', ...mode } };
+    case 'leads/update':
+      return { id: t.lead, data: { notes: 'matrix', ...mode } };
+    case 'leads/delete': {
+      const [fresh] = await createLeads(t.agent, t.user, [{ name: 'to delete' }]);
+      return { id: fresh, data: mode };
+    }
+    case 'working-leads/add':
+      await adminSql`delete from public.working_leads where agent_id = ${t.agent} and lead_id = ${t.spare}`;
+      return { data: { agentId: t.agent, leadId: t.spare, ...mode } };
+    case 'working-leads/remove':
+    case 'working-leads/mute':
+    case 'working-leads/mute-status':
+      await adminSql`insert into public.working_leads (agent_id, lead_id) values (${t.agent}, ${t.work})
+                     on conflict do nothing`;
+      return {
+        data: { agentId: t.agent, leadId: t.work, ...(action.endsWith('/mute') ? { muted: true } : {}), ...mode },
+      };
+    case 'working-leads/list':
+    case 'sales-agents/current':
+    case 'sales-agents/quota':
+      return { data: { agentId: t.agent, ...mode } };
+    case 'sales-agents/list':
+      return { data: { userId: t.user.id, ...mode } };
+    case 'sales-agents/by-lead':
+      return { data: { leadId: t.work, ...mode } };
+  }
+  throw new Error(`no request for ${action}`);
+}
+
+const checksum = async () =>
+  (await adminSql`select md5(coalesce((select string_agg(l::text, ',' order by id) from public.leads l), '')
+                       || coalesce((select string_agg(w::text, ',' order by agent_id, lead_id) from public.working_leads w), '')) as c`)[
+    0
+  ].c;
+
+/** Nothing visible in a successful answer: a zero count, no agents. */
+function showsNothing(data: Record<string, unknown>): boolean {
+  if ('stats' in data) return (data.stats as { total: number }).total === 0;
+  if ('count' in data) return data.count === 0 && (data.leads as unknown[]).length === 0;
+  if ('agents' in data) return (data.agents as unknown[]).length === 0;
+  return false;
+}
+
+describe('authorization matrix', () => {
+  it('has 16 actions × 18 caller/target cells', () => {
+    expect(table).toHaveLength(16);
+    for (const row of table) expect(row).toHaveLength(1 + COLUMNS.length);
+  });
+
+  it('every cell answers as the table says', async () => {
+    const differences: string[] = [];
+    let cells = 0;
+    for (const [action, ...expected] of table) {
+      const [resource, name] = action.split('/');
+      for (const [i, column] of COLUMNS.entries()) {
+        const [caller, side] = column.split(':');
+        const targets = side ? [side] : ['own', 'other'];
+        for (const which of targets) {
+          cells++;
+          const self = caller === 'A' ? A : caller === 'B' ? B : caller.startsWith('admin') ? M : A;
+          const other = caller === 'A' ? B : A;
+          const t = which === 'own' ? self : other;
+          const token = side ? (caller.startsWith('admin') ? M.user.token : self.user.token) : tokens[caller];
+          const request = await prepare(action, t, caller === 'adminMode');
+          const before = await checksum();
+          const r = await call(token, { resource, action: name, ...request });
+          const want = expected[i];
+          const got = r.status >= 400
+            ? String(r.status)
+            : `${r.status}${r.body.success === true && showsNothing(r.body.data) ? '∅' : ''}`;
+          const codeOk = r.status < 400
+            ? r.body.success === true
+            : r.body.error?.code === { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND' }[r.status];
+          if (got !== want || !codeOk) {
+            differences.push(
+              `${action} ${caller} ${which}: want ${want}, got ${got} ${JSON.stringify(r.body).slice(0, 120)}`,
+            );
+          }
+          if (r.status >= 400 && (await checksum()) !== before) {
+            differences.push(`${action} ${caller} ${which}: a refused request changed data`);
+          }
+        }
+      }
+    }
+    expect(differences).toEqual([]);
+    expect(cells).toBe(16 * 18);
+  });
+});
