@@ -17,6 +17,8 @@ export interface DbConfig {
   statementTimeoutMs?: number;
   /** Seconds to wait for a connection before answering 503. */
   connectTimeoutSeconds?: number;
+  /** Sees every statement's text and parameters (query logging; the tests use it as a witness). */
+  onQuery?: (text: string, parameters: unknown[]) => void;
 }
 
 /** Who a request acts for: verified claims, and whether it asked for (and may have) admin mode. */
@@ -51,6 +53,9 @@ export function createDb(config: DbConfig): Db {
     max_lifetime: 60 * 30,
     onnotice: () => {},
     connection: { application_name: 'leads-api' },
+    ...(config.onQuery
+      ? { debug: (_conn: number, text: string, parameters: unknown[]) => config.onQuery!(text, parameters) }
+      : {}),
   });
   const timeout = String(config.statementTimeoutMs ?? 8000);
 

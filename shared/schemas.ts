@@ -50,14 +50,17 @@ function jsonWithin(value: unknown, depth: number): boolean {
 }
 
 /** A free-form JSON object (address, metadata): bounded in depth and size, no NUL characters. */
-const JsonObject = z
-  .record(z.string(), z.unknown())
-  .refine((v) => jsonWithin(v, 0), {
-    message: `must be nested at most ${LIMITS.jsonDepth} levels deep and contain no NUL character`,
-  })
-  .refine((v) => new TextEncoder().encode(JSON.stringify(v)).length <= LIMITS.jsonBytes, {
-    message: `must be at most ${LIMITS.jsonBytes} bytes as JSON`,
-  });
+const JsonObject = z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
+  // Depth first: measuring the size of a deeply nested value would recurse without bound.
+  if (!jsonWithin(v, 0)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be nested at most ${LIMITS.jsonDepth} levels deep and contain no NUL character`,
+    });
+  } else if (new TextEncoder().encode(JSON.stringify(v)).length > LIMITS.jsonBytes) {
+    ctx.addIssue({ code: 'custom', message: `must be at most ${LIMITS.jsonBytes} bytes as JSON` });
+  }
+});
 
 // --- leads ---------------------------------------------------------------------------------------
 

@@ -15,10 +15,13 @@ const HANDLERS: Record<string, Record<string, Handler>> = {
   'sales-agents': salesAgentsHandlers,
 };
 
+/** At most this many issues, each message cut short: hostile input must not make a huge answer. */
+const MAX_ISSUES = 20;
+
 const issuesOf = (error: z.ZodError, prefix: string): FieldIssue[] =>
-  error.issues.map((i) => ({
-    path: [prefix, ...i.path.map(String)].filter(Boolean).join('.'),
-    message: i.message,
+  error.issues.slice(0, MAX_ISSUES).map((i) => ({
+    path: [prefix, ...i.path.map((p) => String(p).slice(0, 100))].filter(Boolean).join('.'),
+    message: i.message.length > 300 ? `${i.message.slice(0, 300)}…` : i.message,
   }));
 
 const own = <T>(table: Record<string, T>, key: string): T | undefined =>

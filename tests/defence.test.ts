@@ -1,0 +1,163 @@
+// Defence in depth: every statement of a request runs as `authenticated` with the caller's
+// claims (never as the connection's own role), and no SQL text is built from user input.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler } from '../functions/api/handler.ts';
+import { createVerifier } from '../shared/auth.ts';
+import { createDb } from '../shared/db.ts';
+import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
+import postgres from 'postgres';
+import { migrate } from '../scripts/local-db.mjs';
+import { signToken } from '../scripts/tokens.mjs';
+import { adminSql as serverSql, databaseUrl } from './helpers.ts';
+
+// The witnesses below change tables, so this file works in a database of its own.
+const dbName = `defence_${process.pid}_${Date.now()}`;
+const url = databaseUrl.replace(/\/[^/?]+(\?|$)/, `/${dbName}$1`);
+let adminSql: postgres.Sql;
+let user: { id: string; token: string };
+let agent: string;
+let leads: number[];
+const queries: { text: string; parameters: unknown[] }[] = [];
+let db: ReturnType<typeof createDb>;
+let handler: (req: Request) => Promise<Response>;
+
+const call = async (body: unknown) => {
+  const res = await handler(
+    new Request('http://localhost/functions/v1/api', {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { authorization: `Bearer ${user.token}` },
+    }),
+  );
+  return { status: res.status, body: await res.json() };
+};
+
+beforeAll(async () => {
+  await serverSql.unsafe(`create database ${dbName}`);
+  await migrate(url);
+  adminSql = postgres(url, { max: 2, onnotice: () => {} });
+  db = createDb({ url, onQuery: (text, parameters) => queries.push({ text, parameters }) });
+  handler = createHandler({ db, verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }), logError: () => {} });
+  const id = crypto.randomUUID();
+  user = { id, token: await signToken({ sub: id }) };
+  agent = 'agent-defence';
+  await adminSql`insert into auth.users (id) values (${id})`;
+  await adminSql`insert into public.agents (id, user_id, name) values (${agent}, ${id}, 'Defence')`;
+  leads = (await adminSql`insert into public.leads (agent_id, user_id, name)
+    select ${agent}, ${id}, n from unnest(array['one', 'two', 'three']) n returning id`).map((r) => Number(r.id))
+    .sort();
+  // Witnesses: a row trigger on every table and an always-false extra SELECT policy record who
+  // runs each statement. A superuser bypasses RLS entirely, so a missing row is evidence too.
+  await adminSql.unsafe(`
+    create table if not exists public.test_witness (
+      id bigserial primary key, tbl text, op text, role text, sub text, admin_mode text, at timestamptz default now());
+    grant insert on public.test_witness to authenticated;
+    grant usage on sequence public.test_witness_id_seq to authenticated;
+    create or replace function public.test_witness_row() returns trigger language plpgsql as $$
+    begin
+      insert into public.test_witness (tbl, op, role, sub, admin_mode)
+      values (tg_table_name, tg_op, current_user, (select auth.uid())::text, current_setting('app.admin_mode', true));
+      return coalesce(new, old);
+    end $$;
+    create or replace function public.test_witness_read(t text) returns boolean language plpgsql volatile as $$
+    begin
+      insert into public.test_witness (tbl, op, role, sub, admin_mode)
+      values (t, 'SELECT', current_user, (select auth.uid())::text, current_setting('app.admin_mode', true));
+      return false;
+    end $$;
+    drop trigger if exists test_witness on public.leads;
+    create trigger test_witness after insert or update or delete on public.leads
+      for each row execute function public.test_witness_row();
+    drop trigger if exists test_witness on public.working_leads;
+    create trigger test_witness after insert or update or delete on public.working_leads
+      for each row execute function public.test_witness_row();
+    drop policy if exists test_witness on public.leads;
+    create policy test_witness on public.leads for select to authenticated using (public.test_witness_read('leads'));
+  `);
+});
+
+afterAll(async () => {
+  await db?.end();
+  await adminSql?.end();
+  await serverSql.unsafe(`drop database if exists ${dbName} with (force)`);
+});
+
+describe('every statement runs as the caller', () => {
+  it("reads and writes are witnessed as authenticated with the caller's sub, never as the connection role", async () => {
+    const since = (await adminSql`select now() as t`)[0].t;
+    const steps = [
+      { resource: 'leads', action: 'list' },
+      { resource: 'leads', action: 'get', id: leads[0] },
+      { resource: 'leads', action: 'create', data: { agent_id: agent, name: 'witnessed' } },
+      { resource: 'leads', action: 'update', id: leads[1], data: { notes: 'w' } },
+      { resource: 'leads', action: 'delete', id: leads[2] },
+      { resource: 'working-leads', action: 'add', data: { leadId: leads[0] } },
+      { resource: 'working-leads', action: 'mute', data: { leadId: leads[0], muted: true } },
+      { resource: 'working-leads', action: 'remove', data: { leadId: leads[0] } },
+    ];
+    for (const body of steps) expect((await call(body)).status, JSON.stringify(body)).toBeLessThan(300);
+    const seen = await adminSql`select tbl, op, role, sub, admin_mode from public.test_witness where at >= ${since}`;
+    const ops = new Set(seen.map((r) => `${r.tbl}:${r.op}`));
+    for (
+      const op of [
+        'leads:SELECT',
+        'leads:INSERT',
+        'leads:UPDATE',
+        'leads:DELETE',
+        'working_leads:INSERT',
+        'working_leads:UPDATE',
+        'working_leads:DELETE',
+      ]
+    ) {
+      expect(ops, op).toContain(op);
+    }
+    for (const row of seen) expect(row).toMatchObject({ role: 'authenticated', sub: user.id, admin_mode: 'off' });
+  });
+
+  it('hands the next request a clean connection after a failed one', async () => {
+    const bad = await call({ resource: 'leads', action: 'create', data: { agent_id: 'not-mine', name: 'x' } });
+    expect(bad.status).toBe(403);
+    const [row] = await adminSql`select count(*)::int as n from pg_stat_activity
+                                 where application_name = 'leads-api' and datname = current_database()
+                                   and state like 'idle in transaction%'`;
+    expect(row.n).toBe(0);
+  });
+});
+
+describe('no SQL text is built from user input', () => {
+  it('hostile searchTerm, ids and filters travel as parameters only', async () => {
+    queries.length = 0;
+    const marker = "zz'); drop table public.leads; --";
+    const sent = [
+      { resource: 'leads', action: 'list', data: { filters: { searchTerm: marker, agentIds: [marker] } } },
+      { resource: 'leads', action: 'stats', data: { filters: { searchTerm: marker, agentId: marker } } },
+      { resource: 'leads', action: 'get', id: String(leads[0]) },
+      { resource: 'leads', action: 'create', data: { agent_id: agent, name: marker, metadata: { [marker]: marker } } },
+      { resource: 'working-leads', action: 'list', data: { agentId: marker } },
+      { resource: 'sales-agents', action: 'current', data: { agentId: marker } },
+    ];
+    for (const body of sent) expect((await call(body)).status).toBeLessThan(500);
+    expect(queries.length).toBeGreaterThan(sent.length);
+    for (const q of queries) {
+      expect(q.text).not.toContain('drop table');
+      expect(q.text).not.toMatch(new RegExp(`(?<![$\\d])${leads[0]}(?!\\d)`)); // $1 is a placeholder
+    }
+    const params = JSON.stringify(queries.map((q) => q.parameters));
+    expect(params).toContain('drop table');
+    const [{ exists }] = await adminSql`select to_regclass('public.leads') is not null as exists`;
+    expect(exists).toBe(true);
+  });
+
+  it('the only raw SQL fragments in the function are constants', () => {
+    for (const file of ['leads.ts', 'working-leads.ts', 'projections.ts', 'router.ts', 'handler.ts', 'context.ts']) {
+      const src = readFileSync(new URL(`../functions/api/${file}`, import.meta.url), 'utf8');
+      for (const m of src.matchAll(/\.unsafe\(([^)]*)/g)) {
+        // Allowed: a template whose only interpolation is the module's constant SUMMARY.
+        expect(m[1].replaceAll('${SUMMARY}', ''), `${file}: ${m[1].slice(0, 60)}`).not.toMatch(/\$\{/);
+      }
+    }
+    const db = readFileSync(new URL('../shared/db.ts', import.meta.url), 'utf8');
+    expect(db).not.toMatch(/\.unsafe\(/);
+  });
+});
