@@ -33,16 +33,13 @@ type Pending = postgres.PendingQuery<postgres.Row[]>;
 
 export interface Db {
   /**
-   * Runs `work` as the caller. When `work` returns a query without awaiting it, that query is
-   * pipelined with COMMIT, so a one-statement request costs two round trips: [BEGIN + role switch],
-   * then [statement + COMMIT]. The role switch is confirmed before any request SQL is sent.
+   * Runs `work` as the caller, in one transaction. A one-statement request costs three round
+   * trips: [BEGIN + role switch] pipelined, confirmed before any request SQL is sent; the
+   * statement; COMMIT. (COMMIT is not pipelined behind the statement: see LOST.)
    */
   asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>): Promise<T | postgres.Row[]>;
   end(): Promise<void>;
 }
-
-const isPending = (v: unknown): v is Pending =>
-  typeof v === 'object' && v !== null && typeof (v as { execute?: unknown }).execute === 'function';
 
 export function createDb(config: DbConfig): Db {
   const sql = postgres(config.url, {
@@ -64,7 +61,7 @@ export function createDb(config: DbConfig): Db {
       throw toApiError(err);
     });
     let switched = false;
-    let ended = false;
+    let lost = false;
     try {
       const [, [settings]] = await Promise.all([
         tx`begin`,
@@ -76,28 +73,20 @@ export function createDb(config: DbConfig): Db {
       ]);
       if (settings?.role !== 'authenticated') throw new Error('role switch failed');
       switched = true;
-
-      const out = work(tx);
-      let result: T | postgres.Row[];
-      if (isPending(out)) {
-        const [rows, commit] = await Promise.allSettled([out, tx`commit`]);
-        if (rows.status === 'rejected') throw rows.reason;
-        if (commit.status === 'rejected') throw commit.reason;
-        result = rows.value;
-      } else {
-        result = await out;
-        await tx`commit`;
-      }
-      ended = true;
+      const result = await work(tx);
+      await tx`commit`;
       return result;
     } catch (err) {
+      lost = connectionLost(err);
       // Never hand a connection back mid-transaction: the next request would inherit this role.
-      // (Harmless when the pipelined COMMIT already ended an aborted transaction.)
-      if (!ended) await tx`rollback`.catch(() => {});
+      // A lost connection has no transaction left, and must not be written to (see LOST).
+      if (!lost) await tx`rollback`.catch(() => {});
       // A failed role switch is a deployment fault (503 if the database went away), never a 4xx.
       throw switched ? toApiError(err) : asUnavailableOrInternal(err);
     } finally {
-      tx.release();
+      // postgres.js has already taken a lost connection back to reconnect it; releasing it
+      // again would put the dead socket on the list the next request takes from.
+      if (!lost) tx.release();
     }
   }
 
@@ -126,6 +115,27 @@ const UNAVAILABLE = new Set([
   '40P01', // serialization failure, deadlock: safe to retry
   '25P03', // idle-in-transaction timeout
 ]);
+
+/**
+ * Errors after which the reserved connection is gone. postgres.js 3.4.x must not be asked to
+ * write to such a connection: the write is deferred with setImmediate and throws outside any
+ * promise, crashing the process (porsager/postgres#1154, #1208; fixes unmerged). For the same
+ * reason COMMIT is not pipelined: a query queued behind a statement that is still being
+ * described is never settled when the connection drops.
+ */
+const LOST = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+const connectionLost = (err: unknown) => LOST.has(String((err as { code?: unknown })?.code));
 
 function asUnavailableOrInternal(err: unknown): ApiError {
   const mapped = toApiError(err);
