@@ -3,6 +3,8 @@
 -- agent, but only inside a request that switched admin mode on. Everything else follows from it.
 
 create extension if not exists pg_trgm with schema extensions;
+-- Lets one GIN index hold agent_id next to trigrams, so a search touches only the caller's leads.
+create extension if not exists btree_gin with schema extensions;
 
 create schema if not exists private;
 grant usage on schema private to authenticated;
@@ -51,14 +53,19 @@ create table if not exists public.leads (
   created_at timestamptz not null default now(),
   updated_at timestamptz
 );
--- Lists are per agent set, newest first; this index serves both the policy and the ordering.
-create index if not exists leads_agent_created_idx on public.leads (agent_id, created_at desc, id desc);
+-- Lists are per agent set, newest first; this index serves the policy, the ordering, and (with
+-- status and priority included) counts and stats as index-only scans.
+create index if not exists leads_agent_created_idx on public.leads (agent_id, created_at desc, id desc)
+  include (status, priority);
 create index if not exists leads_user_created_idx on public.leads (user_id, created_at desc, id desc);
 create index if not exists leads_primary_lead_idx on public.leads (primary_lead_id) where primary_lead_id is not null;
--- Substring search on name, email and phone (searchTerm) without a sequential scan.
-create index if not exists leads_name_trgm_idx on public.leads using gin (name extensions.gin_trgm_ops);
-create index if not exists leads_email_trgm_idx on public.leads using gin (email extensions.gin_trgm_ops);
-create index if not exists leads_phone_trgm_idx on public.leads using gin (phone extensions.gin_trgm_ops);
+-- Substring search on name, email and phone (searchTerm), per agent: see private.search_lead_ids.
+create index if not exists leads_agent_name_trgm_idx on public.leads
+  using gin (agent_id, name extensions.gin_trgm_ops);
+create index if not exists leads_agent_email_trgm_idx on public.leads
+  using gin (agent_id, email extensions.gin_trgm_ops);
+create index if not exists leads_agent_phone_trgm_idx on public.leads
+  using gin (agent_id, phone extensions.gin_trgm_ops);
 
 -- ---------------------------------------------------------------------------------------------
 -- Helpers. Security-definer ones run with an empty search_path so a caller cannot shadow names.
@@ -99,6 +106,34 @@ language sql immutable strict parallel safe
 set search_path = ''
 as $$
   select '%' || replace(replace(replace(p_term, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+$$;
+
+/** Ids of the leads the caller may use whose name, email or phone contains p_term, among
+    p_agent_ids when given. Security definer on purpose: under RLS, Postgres may not use an index
+    for a non-leakproof operator such as ILIKE, so a search would read every row the policy lets
+    through. This function applies the same rule itself (usable_agent_ids), so the trigram
+    indexes serve the search and nothing outside the caller's agents is ever matched. */
+create or replace function private.search_lead_ids(p_term text, p_agent_ids text[] default null)
+returns setof bigint
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_pattern text := private.substring_pattern(p_term);
+  v_agents text[];
+begin
+  if p_agent_ids is null and (select private.admin_mode()) then
+    return query select l.id from public.leads l
+      where l.name ilike v_pattern or l.email ilike v_pattern or l.phone ilike v_pattern;
+    return;
+  end if;
+  v_agents := array(select u.id from private.usable_agent_ids() u(id)
+                    where p_agent_ids is null or u.id = any(p_agent_ids));
+  return query select l.id from public.leads l
+    where (l.agent_id = any(v_agents) and l.name ilike v_pattern)
+       or (l.agent_id = any(v_agents) and l.email ilike v_pattern)
+       or (l.agent_id = any(v_agents) and l.phone ilike v_pattern);
+end
 $$;
 
 grant execute on all functions in schema private to authenticated;
@@ -157,6 +192,10 @@ create trigger agents_set_updated_at before update on public.agents
 -- Row-level security. Policies are `to authenticated`; anon gets nothing at all.
 -- ---------------------------------------------------------------------------------------------
 
+-- `agent_id = any (array(select ...))`, not `agent_id in (select ...)`: the array is computed
+-- once per statement (an InitPlan) and the condition becomes an index condition on
+-- leads_agent_created_idx. The IN form plans as a hashed filter over a sequential scan.
+
 alter table public.agents enable row level security;
 alter table public.leads enable row level security;
 
@@ -172,20 +211,20 @@ create policy agents_select on public.agents for select to authenticated
 
 drop policy if exists leads_select on public.leads;
 create policy leads_select on public.leads for select to authenticated
-  using (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists leads_insert on public.leads;
 create policy leads_insert on public.leads for insert to authenticated
-  with check (agent_id in (select private.usable_agent_ids()));
+  with check (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists leads_update on public.leads;
 create policy leads_update on public.leads for update to authenticated
-  using (agent_id in (select private.usable_agent_ids()))
-  with check (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())))
+  with check (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists leads_delete on public.leads;
 create policy leads_delete on public.leads for delete to authenticated
-  using (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())));
 
 -- ---------------------------------------------------------------------------------------------
 -- Stats
@@ -215,8 +254,7 @@ begin
   if p_agent_ids is not null then v_sql := v_sql || ' and agent_id = any($1)'; end if;
   if p_priority is not null then v_sql := v_sql || ' and priority = $2'; end if;
   if p_search is not null then
-    v_sql := v_sql || ' and (name ilike private.substring_pattern($3) or email ilike private.substring_pattern($3)'
-                   || ' or phone ilike private.substring_pattern($3))';
+    v_sql := v_sql || ' and id = any (array(select private.search_lead_ids($3, $1)))';
   end if;
   if p_since is not null then v_sql := v_sql || ' and created_at >= $4'; end if;
   if p_user_id is not null then v_sql := v_sql || ' and user_id = $5'; end if;

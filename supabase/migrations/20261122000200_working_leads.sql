@@ -110,20 +110,20 @@ grant update (muted) on public.working_leads to authenticated;
 
 drop policy if exists working_leads_select on public.working_leads;
 create policy working_leads_select on public.working_leads for select to authenticated
-  using (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists working_leads_insert on public.working_leads;
 create policy working_leads_insert on public.working_leads for insert to authenticated
-  with check (agent_id in (select private.usable_agent_ids()));
+  with check (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists working_leads_update on public.working_leads;
 create policy working_leads_update on public.working_leads for update to authenticated
-  using (agent_id in (select private.usable_agent_ids()))
-  with check (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())))
+  with check (agent_id = any (array(select private.usable_agent_ids())));
 
 drop policy if exists working_leads_delete on public.working_leads;
 create policy working_leads_delete on public.working_leads for delete to authenticated
-  using (agent_id in (select private.usable_agent_ids()));
+  using (agent_id = any (array(select private.usable_agent_ids())));
 
 /** The quota of an agent the caller may use, as the API shows it; null if not usable. */
 create or replace function public.agent_quota(p_agent_id text) returns jsonb
