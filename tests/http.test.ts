@@ -181,6 +181,17 @@ describe('tokens', () => {
     expect(basic.status).toBe(401);
   });
 
+  it('remembers a verified token, but never past its expiry', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await signToken({ sub: user.id, expiresIn: exp });
+    expect((await call(token, list)).status).toBe(200);
+    expect((await call(token, list)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 100));
+    const late = await call(token, list);
+    expect(late.status).toBe(401);
+    expect(late.body.error.message).toBe('Token expired');
+  });
+
   it('verifies ES256 tokens through a JWKS', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };

@@ -30,14 +30,8 @@ function leadWhere(tx: Tx, f: Filters, userId: string | undefined) {
   if (agents) parts.push(tx`l.agent_id = any(${tx.array(agents)}::text[])`);
   if (f.status) parts.push(tx`l.status = ${f.status}`);
   if (f.priority) parts.push(tx`l.priority = ${f.priority}`);
-  if (f.searchTerm !== undefined && f.searchTerm !== '') {
-    // The search runs in SQL with the trigram indexes (see private.search_lead_ids for why).
-    parts.push(
-      tx`l.id = any (array(select private.search_lead_ids(${f.searchTerm}, ${
-        agents ? tx.array(agents) : null
-      }::text[])))`,
-    );
-  }
+  // The matches of a search come from the `matched` CTE that listing() puts in front.
+  if (f.searchTerm) parts.push(tx`l.id = any ((select ids from matched)::bigint[])`);
   const since = sinceOf(f);
   if (since) parts.push(tx`l.created_at >= ${since}`);
   if (userId) parts.push(tx`l.user_id = ${userId}::uuid`);
@@ -76,7 +70,15 @@ function listing(summary: boolean) {
                order by l.created_at desc, l.id desc
                limit ${p.offset + p.limit}) l`
         : tx`public.leads l`;
+      // A search runs once, in SQL with the trigram indexes (see private.search_lead_ids for
+      // why), and both the count and the page read its matches.
+      const agents = agentFilter(f);
+      const matched = f.searchTerm
+        ? tx`with matched as (select array(select private.search_lead_ids(${f.searchTerm},
+               ${agents ? tx.array(agents) : null}::text[])) as ids)`
+        : tx``;
       return tx`
+        ${matched}
         select (select count(*)::int from public.leads l where ${where}) as count,
                coalesce((select json_agg(page.j order by page.created_at desc, page.id desc) from (
                  select ${json} as j, l.created_at, l.id from ${rows} ${join}

@@ -60,12 +60,14 @@ create index if not exists leads_agent_created_idx on public.leads (agent_id, cr
 create index if not exists leads_user_created_idx on public.leads (user_id, created_at desc, id desc);
 create index if not exists leads_primary_lead_idx on public.leads (primary_lead_id) where primary_lead_id is not null;
 -- Substring search on name, email and phone (searchTerm), per agent: see private.search_lead_ids.
+-- fastupdate off: with the default pending list, every search rescans up to 4 MB of recent
+-- inserts until vacuum merges them (measured: a search went from 4 ms to 45 ms).
 create index if not exists leads_agent_name_trgm_idx on public.leads
-  using gin (agent_id, name extensions.gin_trgm_ops);
+  using gin (agent_id, name extensions.gin_trgm_ops) with (fastupdate = off);
 create index if not exists leads_agent_email_trgm_idx on public.leads
-  using gin (agent_id, email extensions.gin_trgm_ops);
+  using gin (agent_id, email extensions.gin_trgm_ops) with (fastupdate = off);
 create index if not exists leads_agent_phone_trgm_idx on public.leads
-  using gin (agent_id, phone extensions.gin_trgm_ops);
+  using gin (agent_id, phone extensions.gin_trgm_ops) with (fastupdate = off);
 
 -- ---------------------------------------------------------------------------------------------
 -- Helpers. Security-definer ones run with an empty search_path so a caller cannot shadow names.

@@ -1,0 +1,75 @@
+// Benchmark data, set-based: 1,000 users with ~900 leads each on one agent, plus one large
+// account with 100,000 leads over 5 agents. Names, emails, statuses, priorities and created_at
+// spread over a year. Idempotent: does nothing when the large account already exists.
+import postgres from 'postgres';
+
+export const BIG_USER = 'b0000000-0000-4000-8000-000000000000';
+export const BIG_AGENTS = [1, 2, 3, 4, 5].map((i) => `big-agent-${i}`);
+export const USERS = 1000;
+export const LEADS_PER_USER = 900;
+export const BIG_LEADS = 100_000;
+
+const FIRST = `array['James','Mary','Robert','Patricia','John','Jennifer','Michael','Linda','David','Elizabeth',
+  'William','Barbara','Richard','Susan','Joseph','Jessica','Thomas','Sarah','Carlos','Maria','Wei','Aisha',
+  'Kenji','Fatima','Lucas','Sofia','Noah','Elena','Omar','Priya']`;
+const LAST = `array['Smith','Johnson','Williams','Brown','Jones','Garcia','Miller','Davis','Rodriguez','Martinez',
+  'Hernandez','Lopez','Gonzalez','Wilson','Anderson','Thomas','Taylor','Moore','Jackson','Martin','Chen',
+  'Khan','Silva','Rossi','Sato','Ali','Novak','Kowalski','Nguyen','Patel']`;
+
+/** The columns of one generated lead numbered g; `agent` and `owner` are SQL expressions of g. */
+const leadSelect = (agent, owner) => `
+  select ${agent}, ${owner}, f || ' ' || l,
+    lower(f) || '.' || lower(l) || g || '@' || (array['gmail.com','yahoo.com','outlook.com','example.com'])[1 + g % 4],
+    '+1 ' || (200 + g % 800) || ' 555 ' || lpad((g % 10000)::text, 4, '0'),
+    (array['new','new','new','contacted','contacted','qualified','converted', null])[1 + (hashint % 8)],
+    (array['low','medium','medium','high'])[1 + (hashint / 8) % 4],
+    now() - ((hashint % 525600) * interval '1 minute')
+  from (select g, abs(hashtext(g::text)) as hashint,
+               (${FIRST})[1 + abs(hashtext('f' || g)) % 30] as f,
+               (${LAST})[1 + abs(hashtext('l' || g)) % 30] as l
+        from generate_series(1, $n) g) s`;
+
+export async function loadBenchData(url, log = console.log) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [{ loaded }] = await sql`select exists (select 1 from public.agents where id = ${BIG_AGENTS[0]}) as loaded`;
+    if (loaded) return false;
+    const t0 = Date.now();
+    await sql.begin(async (tx) => {
+      // Building indexes once over the loaded rows is several times faster than maintaining them
+      // row by row; the definitions are read back from the catalog, so they stay the migrations'.
+      await tx`set local maintenance_work_mem = '512MB'`;
+      const indexes = await tx`select indexrelid::regclass::text as name, pg_get_indexdef(indexrelid) as def
+                               from pg_index where indrelid = 'public.leads'::regclass and not indisprimary`;
+      for (const { name } of indexes) await tx.unsafe(`drop index ${name}`);
+      await tx`insert into auth.users (id, email)
+               select ('b0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'bench' || g || '@bench.test'
+               from generate_series(0, ${USERS}) g`;
+      await tx`insert into public.agents (id, user_id, name, email, created_at)
+               select 'bench-agent-' || g, ('b0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid,
+                      'Bench agent ' || g, 'agent' || g || '@bench.test', now() - interval '400 days'
+               from generate_series(1, ${USERS}) g`;
+      await tx`insert into public.agents (id, user_id, name, email, max_working_leads, created_at)
+               select 'big-agent-' || g, ${BIG_USER}, 'Big agent ' || g, 'big' || g || '@bench.test',
+                      1000, now() - interval '400 days' + g * interval '1 day'
+               from generate_series(1, 5) g`;
+      // Large account first, so its lead ids form one range.
+      await tx.unsafe(
+        `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+         ${leadSelect(`'big-agent-' || (1 + g % 5)`, `'${BIG_USER}'::uuid`).replace('$n', String(BIG_LEADS))}`,
+      );
+      await tx.unsafe(
+        `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+         ${leadSelect(`'bench-agent-' || (1 + g % ${USERS})`,
+          `('b0000000-0000-4000-8000-' || lpad((1 + g % ${USERS})::text, 12, '0'))::uuid`)
+          .replace('$n', String(USERS * LEADS_PER_USER))}`,
+      );
+      for (const { def } of indexes) await tx.unsafe(def);
+    });
+    await sql`analyze`;
+    log(`loaded ${USERS * LEADS_PER_USER + BIG_LEADS} leads in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return true;
+  } finally {
+    await sql.end();
+  }
+}

@@ -1,0 +1,256 @@
+// `npm run bench`: the api against the database's own ceiling, at a million leads.
+// Starts its own embedded Postgres (or uses DATABASE_URL), loads the data once, runs every
+// workload through the function (Deno over HTTP, driven by wrk), directly (bench/direct.ts: the
+// same handler code and SQL on postgres.js) and with pgbench where available, at concurrency 1
+// and 32, then prints one markdown table and writes BENCHMARKS.md.
+// (autocannon was tried first: against Deno's server it saw connection resets and reported
+// latencies hundreds of times the real ones, so wrk it is.)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { DENO_SERVE_ARGS, denoBin, root, startApi } from '../scripts/deno.mjs';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
+import { workingSetPrefill, WORKLOADS } from './workloads.mjs';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONCURRENCY = [1, 32];
+const API_PORT = 54421;
+const log = (...a) => console.error(...a);
+const started = Date.now();
+
+// --- database and data ------------------------------------------------------------------------
+let pg;
+let url = process.env.DATABASE_URL;
+if (!url) {
+  log('starting embedded Postgres (data in .data/bench-postgres; delete it to reload)…');
+  pg = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 54420 });
+  url = pg.url;
+}
+await migrate(url);
+const sql = postgres(url, { max: 1, onnotice: () => {} });
+await sql`select 1`; // connect first: postgres.js serialises sql.array() only once it knows the array types
+await loadBenchData(url, log);
+// The same starting point every run: no leads from an earlier run's create workload, the working
+// set empty, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
+await sql`delete from public.leads where name like 'Bench %'`;
+await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGENTS[0]}`;
+await sql`vacuum analyze public.leads`;
+const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
+                               where agent_id = any(${sql.array(BIG_AGENTS)}::text[]) and name not like 'Bench %'`;
+const agentLeads = (await sql`select id::int from public.leads where agent_id = ${BIG_AGENTS[0]} and name not like 'Bench %'
+                              order by id limit 16000`).map((r) => r.id);
+const context = { leadRange: [lo, hi], agents: BIG_AGENTS, agentLeads };
+const [{ version }] = await sql`select current_setting('server_version') as version`;
+async function resetWorkingSet() {
+  await sql`delete from public.working_leads where agent_id = ${BIG_AGENTS[0]}`;
+  await sql`insert into public.working_leads (agent_id, lead_id)
+            select ${BIG_AGENTS[0]}, unnest(${sql.array(workingSetPrefill(context, 32))}::bigint[])`;
+}
+
+// wrk: installed from Debian's packages when missing (root only), as the README says.
+if (spawnSync('wrk', ['--version']).error) {
+  log('wrk not found; installing it with apt-get…');
+  execFileSync('sh', ['-c', 'apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)']);
+}
+
+// --- the function -----------------------------------------------------------------------------
+const token = await signToken({ sub: BIG_USER, expiresIn: '2h' });
+const env = { DATABASE_URL: url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET };
+const api = await startApi({ port: API_PORT, env, quiet: true });
+
+/**
+ * Drives the function with wrk: one thread per stream (1 at c=1, 2 at c=32), each cycling
+ * through the request bodies the workload gives for its stream, pre-written to a file.
+ */
+function viaFunction(workload, connections, seconds = SECONDS) {
+  const dir = mkdtempSync(join(tmpdir(), 'wrk-'));
+  try {
+    const threads = Math.min(connections, 2);
+    for (let t = 0; t < threads; t++) {
+      const lines = [];
+      for (let n = 1; n <= 20_000; n++) lines.push(JSON.stringify(workload.body(context, t, n)));
+      writeFileSync(join(dir, `bodies-${t}.txt`), lines.join('\n') + '\n');
+    }
+    writeFileSync(join(dir, 'script.lua'), `
+      wrk.method = "POST"
+      wrk.headers["Content-Type"] = "application/json"
+      wrk.headers["Authorization"] = "Bearer ${token}"
+      local next_id = 0
+      function setup(thread) thread:set("id", next_id); next_id = next_id + 1 end
+      local bodies, i = {}, 0
+      function init(args)
+        for line in io.lines("${dir}/bodies-" .. id .. ".txt") do bodies[#bodies + 1] = line end
+      end
+      function request()
+        i = i + 1
+        return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
+      end
+      function done(summary, latency, requests)
+        local e = summary.errors
+        io.write(string.format('RESULT {"rps":%f,"p50":%f,"p99":%f,"non2xx":%d,"errors":%d}\\n',
+          summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+          e.status, e.connect + e.read + e.write + e.timeout))
+      end`);
+    const out = execFileSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`,
+      '-s', join(dir, 'script.lua'), `${api.url}/functions/v1/api`]).toString();
+    const r = JSON.parse(/RESULT (.*)/.exec(out)[1]);
+    return { ...r, errors: r.non2xx + r.errors };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
+  const out = spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', mode, String(concurrency), String(seconds)], {
+    cwd: root, input: JSON.stringify({ ...context, url, sub: BIG_USER }), env: { ...process.env, ...extraEnv },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (out.status !== 0) throw new Error(`direct ${mode}: ${out.stderr}`);
+  return JSON.parse(out.stdout.toString().trim().split('\n').pop());
+}
+
+// --- pgbench, from the statements the direct path actually sends -------------------------------
+const hasPgbench = spawnSync('pgbench', ['--version']).status === 0;
+function pgbenchScript(workload) {
+  const seen = JSON.parse(spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', workload.name, '1', '1'], {
+    cwd: root, input: JSON.stringify({ ...context, url, sub: BIG_USER }), env: { ...process.env, CAPTURE: '1' },
+  }).stdout.toString());
+  const vars = [];
+  const body = workload.body(context, 0, 1);
+  const lines = seen.map(({ text, parameters }, s) =>
+    text.replace(/\$(\d+)/g, (_, i) => {
+      const v = parameters[Number(i) - 1];
+      if (v === null) return 'NULL';
+      if (workload.name === 'leads.get' && v === body.id) return ':id';
+      const name = `s${s}p${i}`;
+      vars.push(['-D', `${name}=${typeof v === 'object' ? JSON.stringify(v) : v}`]);
+      return `:${name}`;
+    }).trim() + ';'
+  );
+  const head = workload.name === 'leads.get' ? [`\\set id random(${lo}, ${hi})`] : [];
+  return { script: [...head, ...lines].join('\n'), vars: vars.flat() };
+}
+
+function viaPgbench(workload, clients) {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbench-'));
+  try {
+    const { script, vars } = pgbenchScript(workload);
+    writeFileSync(join(dir, 'w.sql'), script);
+    const u = new URL(url);
+    const run = spawnSync('pgbench', [
+      '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
+      '-f', join(dir, 'w.sql'), '-l', '--log-prefix', join(dir, 'log'), ...vars,
+      '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), u.pathname.slice(1) || 'postgres',
+    ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, cwd: dir });
+    const tps = /tps = ([\d.]+)/.exec(run.stdout.toString())?.[1];
+    if (run.status !== 0 || !tps) return { error: run.stderr.toString().split('\n').find((l) => l.includes('ERROR')) ?? 'failed' };
+    const lat = readdirSync(dir).filter((f) => f.startsWith('log')).flatMap((f) =>
+      readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[2]) / 1000)
+    ).sort((a, b) => a - b);
+    const q = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
+    return { rps: Number(tps), p50: q(0.5), p99: q(0.99) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// --- run -----------------------------------------------------------------------------------------
+const rows = [];
+const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
+for (const workload of WORKLOADS) {
+  for (const c of CONCURRENCY) {
+    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+    viaFunction(workload, c, 1); // warm-up
+    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+    const fn = viaFunction(workload, c);
+    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+    const direct = viaDirect(workload.name, c);
+    const bench = hasPgbench && READS.has(workload.name) ? viaPgbench(workload, c) : null;
+    rows.push({ workload: workload.name, c, fn, direct, bench });
+    log(`${workload.name} c=${c}: function ${fn.rps.toFixed(0)}/s p50 ${fn.p50}ms; direct ${direct.rps.toFixed(0)}/s` +
+      (bench?.rps ? `; pgbench ${bench.rps.toFixed(0)}/s` : bench?.error ? `; pgbench ${bench.error}` : ''));
+  }
+}
+await resetWorkingSet();
+
+const peakRss = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${api.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+await api.stop();
+
+await sql`vacuum analyze public.leads`; // after the create workload, as autovacuum would
+const stats = {
+  rls: viaDirect('leads.stats (100k leads)', 1),
+  owner: viaDirect('stats-owner', 1),
+  naive: viaDirect('stats-naive', 1, Math.max(SECONDS, 5)),
+};
+log(`stats p50: rls ${stats.rls.p50.toFixed(1)}ms, owner ${stats.owner.p50.toFixed(1)}ms, naive ${stats.naive.p50.toFixed(1)}ms`);
+
+// Cold start: process start to the first 200, ten times.
+const coldStarts = [];
+for (let i = 0; i < 10; i++) {
+  const t0 = performance.now();
+  const child = spawn(denoBin(), DENO_SERVE_ARGS, {
+    cwd: root, env: { ...process.env, ...env, PORT: String(API_PORT + 1) }, stdio: 'ignore',
+  });
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"resource":"sales-agents","action":"quota"}',
+    }).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  coldStarts.push(performance.now() - t0);
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+coldStarts.sort((a, b) => a - b);
+const coldStart = (coldStarts[4] + coldStarts[5]) / 2;
+
+// --- report --------------------------------------------------------------------------------------
+const f0 = (n) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
+const f1 = (n) => (n === undefined ? '–' : n.toFixed(n < 10 ? 2 : 1));
+const table = [
+  '| workload | c | function req/s | p50 ms | p99 ms | direct req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | function / direct |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map(({ workload, c, fn, direct, bench }) =>
+    `| ${workload} | ${c} | ${f0(fn.rps)}${fn.errors ? ` (${fn.errors} errors)` : ''} | ${f1(fn.p50)} | ${f1(fn.p99)} | ` +
+    `${f0(direct.rps)} | ${f1(direct.p50)} | ${f1(direct.p99)} | ` +
+    `${bench?.rps ? f0(bench.rps) : bench?.error ? 'n/a' : '–'} | ${f1(bench?.p50)} | ${f1(bench?.p99)} | ` +
+    `${Math.round((100 * fn.rps) / direct.rps)}% |`
+  ),
+].join('\n');
+const extras = [
+  '| measure | value |',
+  '|---|---|',
+  `| stats p50 as the user (RLS), c=1 | ${f1(stats.rls.p50)} ms |`,
+  `| stats p50 as the table owner, explicit filter, c=1 | ${f1(stats.owner.p50)} ms |`,
+  `| RLS cost over the owner's query | ${Math.round((100 * (stats.rls.p50 - stats.owner.p50)) / stats.owner.p50)}% |`,
+  `| stats p50, naive (fetch the leads, count in JS), c=1 | ${f1(stats.naive.p50)} ms (${(stats.naive.p50 / stats.rls.p50).toFixed(0)}× slower) |`,
+  `| cold start, process start to first 200 (median of 10) | ${f1(coldStart)} ms |`,
+  `| function peak RSS under load (VmHWM) | ${f1(peakRss)} MB |`,
+  `| round trips per one-statement request | 3: [BEGIN + role switch], statement, COMMIT |`,
+].join('\n');
+const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), PostgreSQL ${version}, Deno ${
+  execFileSync(denoBin(), ['--version']).toString().split('\n')[0].split(' ')[1]}, ${SECONDS} s per run, ` +
+  `pool of 10 connections on both sides, run on ${new Date().toISOString().slice(0, 10)} in ` +
+  `${Math.round((Date.now() - started) / 1000)} s`;
+const report = `# Benchmarks
+
+\`npm run bench\` — 1,000,000 leads (1,000 users × 900, plus one account with 100,000 leads over 5 agents);
+every workload as that large account. **function**: the api under Deno over HTTP, driven by wrk from a
+separate process. **direct**: the same handler code and SQL (role switch included) on postgres.js in a plain
+Deno script. **pgbench**: the statements the direct path sends, as a pgbench script (\`-M prepared\`).
+
+${machine}.
+
+${table}
+
+${extras}
+`;
+console.log(report);
+writeFileSync(join(root, 'BENCHMARKS.md'), report);
+await sql.end();
+if (pg) await pg.stop();

@@ -1,0 +1,70 @@
+// The benchmark's workloads, as the large account. Each gives the api request body of call n of
+// stream s, so the same workload runs through the function (HTTP, driven by wrk: one stream per
+// wrk thread) and directly (bench/direct.ts: one stream per worker; the same handler code and
+// SQL on postgres.js, without HTTP, JWT check or validation).
+
+/**
+ * @typedef {{ leadRange: [number, number], agents: string[], agentLeads: number[] }} BenchContext
+ *   leadRange: the large account's lead ids; agentLeads: 16,000 lead ids of its first agent.
+ * @typedef {{ name: string, body: (ctx: BenchContext, stream: number, n: number) => Record<string, unknown> }} Workload
+ *   body: the request of call n (from 1) of stream `stream` (< 32). A stream may have several
+ *   calls in flight at once (wrk runs many connections per thread).
+ */
+
+const LAG = 64;
+
+/** The working-set rows the add + remove workload expects before it starts, per stream. */
+export const workingSetPrefill = (ctx, streams) =>
+  Array.from({ length: streams }, (_, s) => Array.from({ length: LAG }, (_, i) => ctx.agentLeads[s * 500 + 500 - LAG + i]))
+    .flat();
+
+/** A well-spread id in [lo, hi] for call k. */
+const pick = ([lo, hi], k) => lo + (Math.imul(k + 1, 2654435761) >>> 0) % (hi - lo + 1);
+
+/** @type {Workload[]} */
+export const WORKLOADS = [
+  {
+    name: 'leads.get',
+    body: (ctx, s, n) => ({ resource: 'leads', action: 'get', id: pick(ctx.leadRange, s * 100_003 + n) }),
+  },
+  {
+    name: 'leads.list (first page)',
+    body: () => ({ resource: 'leads', action: 'list', data: { limit: 25 } }),
+  },
+  {
+    name: 'leads.list (searchTerm)',
+    body: (_ctx, _conn, n) => ({
+      resource: 'leads',
+      action: 'list',
+      data: { filters: { searchTerm: ['maria gar', 'wei.chen', 'smith1', 'khan@', 'sato7'][n % 5] }, limit: 25 },
+    }),
+  },
+  {
+    name: 'leads.stats (100k leads)',
+    body: () => ({ resource: 'leads', action: 'stats' }),
+  },
+  {
+    // 32 clients on one agent. Stream s owns leads s*500 .. s*500+499 of the agent and cycles
+    // through them: odd calls add the next one, even calls remove the one added LAG adds before,
+    // long since answered however many calls are in flight. The runner pre-adds the first LAG
+    // removals' leads (see workingSetPrefill), so every call succeeds.
+    name: 'working-leads.add + remove',
+    body: (ctx, s, n) => {
+      const k = Math.floor((n - 1) / 2);
+      const slot = n % 2 === 1 ? k % 500 : (k + 500 - LAG) % 500;
+      return {
+        resource: 'working-leads',
+        action: n % 2 === 1 ? 'add' : 'remove',
+        data: { agentId: ctx.agents[0], leadId: ctx.agentLeads[s * 500 + slot] },
+      };
+    },
+  },
+  {
+    name: 'leads.create',
+    body: (ctx, s, n) => ({
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
+    }),
+  },
+];
