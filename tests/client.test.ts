@@ -2,9 +2,8 @@
 import { createClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiError, createApiClient } from '../shared/client.ts';
-import { startApi } from '../scripts/deno.mjs';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, manyLeads, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createLeads, createUser, manyLeads, startTestApi, type TestUser } from './helpers.ts';
 
 let api: { url: string; stop: () => Promise<void> };
 let alice: TestUser, bob: TestUser;
@@ -28,11 +27,7 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
 }
 
 beforeAll(async () => {
-  api = await startApi({
-    port: 30000 + Math.floor(Math.random() * 20000),
-    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: 'super-secret-jwt-token-with-at-least-32-characters-long' },
-    quiet: true,
-  });
+  api = await startTestApi();
   [alice, bob] = await Promise.all([createUser(), createUser()]);
   agent = await createAgent(alice, { createdAt: new Date('2020-01-01') });
   small = await createAgent(alice, { max: 1 });

@@ -9,7 +9,7 @@ import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import postgres from 'postgres';
 import { migrate } from '../scripts/local-db.mjs';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql as serverSql, databaseUrl } from './helpers.ts';
+import { adminSql as serverSql, databaseUrl, post } from './helpers.ts';
 
 // The witnesses below change tables, so this file works in a database of its own.
 const dbName = `defence_${process.pid}_${Date.now()}`;
@@ -23,13 +23,7 @@ let db: ReturnType<typeof createDb>;
 let handler: (req: Request) => Promise<Response>;
 
 const call = async (body: unknown) => {
-  const res = await handler(
-    new Request('http://localhost/functions/v1/api', {
-      method: 'POST',
-      body: JSON.stringify(body),
-      headers: { authorization: `Bearer ${user.token}` },
-    }),
-  );
+  const res = await post(handler, user.token, body);
   return { status: res.status, body: await res.json() };
 };
 

@@ -2,8 +2,7 @@
 // through @supabase/supabase-js's functions.invoke.
 import { createClient, FunctionsHttpError, type SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi } from '../scripts/deno.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createLeads, createUser, startTestApi, type TestUser } from './helpers.ts';
 
 let api: { url: string; stop: () => Promise<void> };
 let alice: TestUser, bob: TestUser;
@@ -16,11 +15,7 @@ const clientFor = (user: TestUser): SupabaseClient =>
   });
 
 beforeAll(async () => {
-  api = await startApi({
-    port: 30000 + Math.floor(Math.random() * 20000),
-    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: 'super-secret-jwt-token-with-at-least-32-characters-long' },
-    quiet: true,
-  });
+  api = await startTestApi();
   [alice, bob] = await Promise.all([createUser(), createUser()]);
   agent = await createAgent(alice);
   [leadId] = await createLeads(agent, alice, [{ name: 'Over the wire', status: 'qualified' }]);

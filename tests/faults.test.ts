@@ -6,7 +6,7 @@ import { createVerifier } from '../shared/auth.ts';
 import { createDb, type Db } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import postgres from 'postgres';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createLeads, createUser, databaseUrl, post, type TestUser } from './helpers.ts';
 
 let user: TestUser;
 const dbs: Db[] = [];
@@ -29,13 +29,7 @@ function handlerOn(url: string, opts: { statementTimeoutMs?: number } = {}) {
     logError: (e) => logged.push(e),
   });
   const call = async (body: unknown) => {
-    const res = await handler(
-      new Request('http://localhost/functions/v1/api', {
-        method: 'POST',
-        body: JSON.stringify(body),
-        headers: { authorization: `Bearer ${user.token}` },
-      }),
-    );
+    const res = await post(handler, user.token, body);
     return { status: res.status, text: await res.text() };
   };
   return { call, logged };

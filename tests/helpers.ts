@@ -6,6 +6,7 @@ import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { startApi } from '../scripts/deno.mjs';
 
 export const databaseUrl = inject('databaseUrl');
 
@@ -78,6 +79,24 @@ export interface ApiResult {
   body: any;
   headers: Headers;
 }
+
+/** POSTs a JSON body with a bearer token to any handler, in-process. */
+export const post = (h: (req: Request) => Promise<Response>, token: string, body: unknown): Promise<Response> =>
+  h(
+    new Request('http://localhost/functions/v1/api', {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { authorization: `Bearer ${token}` },
+    }),
+  );
+
+/** The function under the real Deno binary on a free port, against the test database. */
+export const startTestApi = (): Promise<{ url: string; stop: () => Promise<void> }> =>
+  startApi({
+    port: 30000 + Math.floor(Math.random() * 20000),
+    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+    quiet: true,
+  });
 
 /** Calls the handler in-process with a JSON body (or a raw string) and the caller's token. */
 export async function call(token: string | null, body: unknown, init: RequestInit = {}): Promise<ApiResult> {

@@ -1,5 +1,6 @@
 // Row-level security on its own: straight SQL as the `authenticated` role with a user's claims,
 // the way the Data API reaches these tables with the user's token. No function involved.
+import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminSql, asRole, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
 
@@ -28,6 +29,10 @@ const pgError = async (p: Promise<unknown>) => {
   }
   return 'no error';
 };
+
+/** The SQLSTATE a statement fails with as the user's own token would run it (or 'no error'). */
+const failsAs = (user: TestUser, q: (sql: postgres.TransactionSql) => Promise<unknown>) =>
+  pgError(asRole(claimsOf(user), q));
 
 describe('reads', () => {
   it('a user sees only their own agents, leads and working leads', async () => {
@@ -62,17 +67,13 @@ describe('reads', () => {
 describe('writes', () => {
   it("a user can neither insert into nor move leads onto another user's agent", async () => {
     expect(
-      await pgError(
-        asRole(
-          claimsOf(bob),
-          (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${aliceAgent}, ${bob.id}, 'planted')`,
-        ),
+      await failsAs(
+        bob,
+        (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${aliceAgent}, ${bob.id}, 'planted')`,
       ),
     ).toBe('42501');
     expect(
-      await pgError(
-        asRole(claimsOf(bob), (sql) => sql`update public.leads set agent_id = ${aliceAgent} where id = ${bobLead}`),
-      ),
+      await failsAs(bob, (sql) => sql`update public.leads set agent_id = ${aliceAgent} where id = ${bobLead}`),
     ).toBe('42501');
   });
 
@@ -87,54 +88,39 @@ describe('writes', () => {
 
   it("a user cannot stamp another user's id on a lead", async () => {
     expect(
-      await pgError(
-        asRole(
-          claimsOf(bob),
-          (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${bobAgent}, ${alice.id}, 'x')`,
-        ),
+      await failsAs(
+        bob,
+        (sql) => sql`insert into public.leads (agent_id, user_id, name) values (${bobAgent}, ${alice.id}, 'x')`,
       ),
     ).toBe('LA403');
   });
 
   it('agents are read-only to users: the quota cannot be raised', async () => {
     expect(
-      await pgError(
-        asRole(claimsOf(bob), (sql) => sql`update public.agents set max_working_leads = 100000 where id = ${bobAgent}`),
-      ),
+      await failsAs(bob, (sql) => sql`update public.agents set max_working_leads = 100000 where id = ${bobAgent}`),
     ).toBe('42501');
     expect(
-      await pgError(
-        asRole(
-          claimsOf(bob),
-          (sql) => sql`insert into public.agents (id, user_id, name) values ('mine', ${bob.id}, 'x')`,
-        ),
-      ),
+      await failsAs(bob, (sql) => sql`insert into public.agents (id, user_id, name) values ('mine', ${bob.id}, 'x')`),
     ).toBe('42501');
   });
 
   it("working leads: no insert for another user's agent or lead, no moving rows between agents", async () => {
     expect(
-      await pgError(
-        asRole(
-          claimsOf(bob),
-          (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${aliceAgent}, ${aliceLead})`,
-        ),
+      await failsAs(
+        bob,
+        (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${aliceAgent}, ${aliceLead})`,
       ),
     ).toBe('LA404');
     expect(
-      await pgError(
-        asRole(
-          claimsOf(bob),
-          (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${bobAgent}, ${aliceLead})`,
-        ),
+      await failsAs(
+        bob,
+        (sql) => sql`insert into public.working_leads (agent_id, lead_id) values (${bobAgent}, ${aliceLead})`,
       ),
     ).toBe('LA404');
     expect(
-      await pgError(
-        asRole(
-          claimsOf(alice),
-          (sql) => sql`update public.working_leads set agent_id = ${bobAgent} where lead_id = ${aliceLead}`,
-        ),
+      await failsAs(
+        alice,
+        (sql) => sql`update public.working_leads set agent_id = ${bobAgent} where lead_id = ${aliceLead}`,
       ),
     ).toBe('42501');
   });
