@@ -207,6 +207,9 @@ describe('quota', () => {
       ],
       quota: { maxWorkingLeads: 3, currentWorkingLeads: 3, remainingWorkingLeads: 0 },
     });
+    // In the documented order, for people reading responses.
+    expect(Object.keys(r.body.data)).toEqual(['added', 'alreadyWorking', 'failed', 'quota']);
+    expect(Object.keys(r.body.data.failed[0])).toEqual(['leadId', 'code', 'message']);
   });
 
   it('batch add takes 1..100 ids, and leadId or leadIds but not both', async () => {

@@ -63,8 +63,19 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
     }[];
   const result = row.result;
   if (!result) throw agentNotFound();
-  const { entries, ...batch } = result;
-  if (p.leadIds) return { data: batch, status: 200 };
+  // Rebuilt in the documented key order (jsonb sorts keys by length).
+  const { added, alreadyWorking, failed, quota, entries } = result;
+  if (p.leadIds) {
+    return {
+      data: {
+        added,
+        alreadyWorking,
+        failed: failed.map(({ leadId, code, message }) => ({ leadId, code, message })),
+        quota,
+      },
+      status: 200,
+    };
+  }
 
   const failure = result.failed[0];
   if (failure?.code === 'QUOTA_EXCEEDED') {
@@ -73,7 +84,8 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
   if (failure) throw new ApiError(failure.code, failure.message);
   const entry = entries?.find((e) => e.leadId === ids[0]);
   if (!entry) throw new Error('add_working_leads reported no entry for an added lead');
-  return { data: { workingLead: entry, quota: result.quota }, status: result.added.length ? 201 : 200 };
+  const { leadId, agentId, muted, addedAt } = entry;
+  return { data: { workingLead: { leadId, agentId, muted, addedAt }, quota }, status: added.length ? 201 : 200 };
 }
 
 async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
