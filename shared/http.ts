@@ -37,13 +37,18 @@ export function requestIdOf(req: Request): string {
  * Reads the body as text, refusing more than MAX_BODY_BYTES without reading it whole: a declared
  * Content-Length over the limit is refused before reading, a stream is cut at the limit.
  */
-export async function readBody(req: Request): Promise<string> {
-  const tooLarge = () => new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${MAX_BODY_BYTES} bytes`);
-  const declared = Number(req.headers.get('content-length'));
-  if (declared > MAX_BODY_BYTES) {
+const tooLarge = () => new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${MAX_BODY_BYTES} bytes`);
+
+/** Refuses a body whose declared Content-Length is over the limit, without reading any of it. */
+export async function refuseDeclaredOversize(req: Request): Promise<void> {
+  if (Number(req.headers.get('content-length')) > MAX_BODY_BYTES) {
     await req.body?.cancel().catch(() => {});
     throw tooLarge();
   }
+}
+
+export async function readBody(req: Request): Promise<string> {
+  await refuseDeclaredOversize(req);
   if (!req.body) return '';
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];

@@ -6,7 +6,7 @@ import type { Claims } from '../../shared/auth.ts';
 import type { Db } from '../../shared/db.ts';
 import { toApiError } from '../../shared/db.ts';
 import { ApiError } from '../../shared/errors.ts';
-import { corsHeaders, failure, MAX_BODY_BYTES, readBody, requestIdOf, success } from '../../shared/http.ts';
+import { corsHeaders, failure, readBody, refuseDeclaredOversize, requestIdOf, success } from '../../shared/http.ts';
 import { route } from './router.ts';
 
 export interface HandlerDeps {
@@ -32,7 +32,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         headers.Allow = 'POST, OPTIONS';
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
-      if (Number(req.headers.get('content-length')) > MAX_BODY_BYTES) await readBody(req); // throws 413
+      // A body declared too large is refused before the token is even looked at.
+      await refuseDeclaredOversize(req);
       const claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const { status, data } = await route({ db: deps.db, claims }, text);
