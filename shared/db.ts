@@ -35,7 +35,8 @@ export interface Db {
   /**
    * Runs `work` as the caller, in one transaction. A one-statement request costs three round
    * trips: [BEGIN + role switch] pipelined, confirmed before any request SQL is sent; the
-   * statement; COMMIT. (COMMIT is not pipelined behind the statement: see LOST.)
+   * statement; COMMIT. (COMMIT is not pipelined behind the statement: see LOST.) `work` should
+   * send its statements one at a time, for the same reason.
    */
   asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>): Promise<T | postgres.Row[]>;
   end(): Promise<void>;
