@@ -18,7 +18,8 @@ import { workingSetPrefill, WORKLOADS } from './workloads.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 32];
-const API_PORT = 54421;
+// Ports below the kernel's ephemeral range (32768+), so no outgoing connection can hold them.
+const API_PORT = 24421;
 const log = (...a) => console.error(...a);
 const started = Date.now();
 
@@ -27,7 +28,7 @@ let pg;
 let url = process.env.DATABASE_URL;
 if (!url) {
   log('starting embedded Postgres (data in .data/bench-postgres; delete it to reload)…');
-  pg = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 54420 });
+  pg = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 24420 });
   url = pg.url;
 }
 await migrate(url);
@@ -37,7 +38,7 @@ await loadBenchData(url, log);
 // The same starting point every run: no leads from an earlier run's create workload, the working
 // set empty, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
 await sql`delete from public.leads where name like 'Bench %'`;
-await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGENTS[0]}`;
+await sql`update public.agents set max_working_leads = 10000 where id = ${BIG_AGENTS[0]}`;
 await sql`vacuum analyze public.leads`;
 const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
                                where agent_id = any(${sql.array(BIG_AGENTS)}::text[]) and name not like 'Bench %'`;
@@ -195,7 +196,10 @@ for (let i = 0; i < 10; i++) {
   const child = spawn(denoBin(), DENO_SERVE_ARGS, {
     cwd: root, env: { ...process.env, ...env, PORT: String(API_PORT + 1) }, stdio: 'ignore',
   });
+  let exited = false;
+  child.once('exit', () => (exited = true));
   for (;;) {
+    if (exited || performance.now() - t0 > 10_000) throw new Error('cold start: the api did not come up');
     const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
       method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"resource":"sales-agents","action":"quota"}',
     }).then((r) => r.status === 200, () => false);
@@ -203,8 +207,9 @@ for (let i = 0; i < 10; i++) {
     await new Promise((r) => setTimeout(r, 2));
   }
   coldStarts.push(performance.now() - t0);
+  const gone = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await gone;
 }
 coldStarts.sort((a, b) => a - b);
 const coldStart = (coldStarts[4] + coldStarts[5]) / 2;

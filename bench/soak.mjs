@@ -18,7 +18,7 @@ const log = (...a) => console.error(...a);
 
 const dir = mkdtempSync(join(tmpdir(), 'leads-soak-'));
 chmodSync(dir, 0o755);
-const dbPort = 54430;
+const dbPort = 24430; // below the ephemeral port range, like every port the scripts listen on
 const startDb = () => startEmbeddedPostgres({ dir: join(dir, 'pg'), port: dbPort });
 let pg = await startDb();
 await migrate(pg.url);
@@ -36,7 +36,7 @@ await sql`vacuum analyze`;
 
 const token = await signToken({ sub: USER, expiresIn: '2h' });
 const api = await startApi({
-  port: 54431, quiet: true,
+  port: 24431, quiet: true,
   env: { DATABASE_URL: pg.url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET, DB_CONNECT_TIMEOUT_S: '2' },
 });
 const endpoint = `${api.url}/functions/v1/api`;

@@ -11,7 +11,7 @@
  *   calls in flight at once (wrk runs many connections per thread).
  */
 
-const LAG = 64;
+const LAG = 256; // calls in flight per stream stay far below this, even when one stalls on the agent lock
 
 /** The working-set rows the add + remove workload expects before it starts, per stream. */
 export const workingSetPrefill = (ctx, streams) =>

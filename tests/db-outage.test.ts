@@ -13,7 +13,7 @@ import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'leads-outage-'));
 chmodSync(dir, 0o755);
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = 20000 + Math.floor(Math.random() * 12000);
 let pg: { url: string; stop: () => Promise<void> };
 let db: Db;
 let handler: (req: Request) => Promise<Response>;

@@ -28,7 +28,7 @@ async function prepare(project: TestProject) {
   if (!url) {
     const dir = mkdtempSync(join(tmpdir(), 'leads-test-'));
     chmodSync(dir, 0o755); // initdb may run as the `postgres` system user (see local-db.mjs)
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = 20000 + Math.floor(Math.random() * 12000);
     const db = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port, persistent: false });
     url = db.url;
     stop = async () => {

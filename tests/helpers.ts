@@ -93,7 +93,7 @@ export const post = (h: (req: Request) => Promise<Response>, token: string, body
 /** The function under the real Deno binary on a free port, against the test database. */
 export const startTestApi = (): Promise<{ url: string; stop: () => Promise<void> }> =>
   startApi({
-    port: 30000 + Math.floor(Math.random() * 20000),
+    port: 20000 + Math.floor(Math.random() * 12000),
     env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
     quiet: true,
   });

@@ -57,6 +57,9 @@ create table if not exists public.leads (
 -- status and priority included) counts and stats as index-only scans.
 create index if not exists leads_agent_created_idx on public.leads (agent_id, created_at desc, id desc)
   include (status, priority);
+-- The narrowest index the policy can use: counts and stats read 100k entries of it per call for a
+-- large account (measured 29.8 -> 23.9 ms for lead_stats against the wider index above).
+create index if not exists leads_agent_status_idx on public.leads (agent_id, status);
 create index if not exists leads_user_created_idx on public.leads (user_id, created_at desc, id desc);
 create index if not exists leads_primary_lead_idx on public.leads (primary_lead_id) where primary_lead_id is not null;
 -- Substring search on name, email and phone (searchTerm), per agent: see private.search_lead_ids.
