@@ -4,8 +4,7 @@
 import postgres from 'postgres';
 import { createDb } from '../shared/db.ts';
 import { ACTIONS } from '../shared/schemas.ts';
-import { leadsHandlers } from '../functions/api/leads.ts';
-import { salesAgentsHandlers, workingLeadsHandlers } from '../functions/api/working-leads.ts';
+import { HANDLERS } from '../functions/api/router.ts';
 import type { Claims } from '../shared/auth.ts';
 import { WORKLOADS } from './workloads.mjs';
 
@@ -21,12 +20,6 @@ const concurrency = Number(conc);
 const db = createDb({ url: input.url, max: Number(Deno.env.get('DB_POOL_MAX') ?? 10) });
 const claims = { sub: input.sub, role: 'authenticated', app_metadata: {} } as Claims;
 const ctx: { db: ReturnType<typeof createDb>; claims: Claims } = { db, claims };
-// deno-lint-ignore no-explicit-any
-const handlers: Record<string, Record<string, (c: typeof ctx, p: any, id: number) => Promise<unknown>>> = {
-  leads: leadsHandlers,
-  'working-leads': workingLeadsHandlers,
-  'sales-agents': salesAgentsHandlers,
-};
 
 /** One call of the chosen mode: a workload by name, or one of the stats comparisons. */
 let call: (conn: number, n: number) => Promise<unknown>;
@@ -54,7 +47,7 @@ if (mode === 'stats-owner') {
     const body = workload.body(input, conn, n) as { resource: string; action: string; id?: number; data?: unknown };
     // deno-lint-ignore no-explicit-any
     const spec = (ACTIONS as any)[body.resource][body.action];
-    return handlers[body.resource][body.action](ctx, spec.data.parse(body.data ?? {}), body.id ?? 0);
+    return HANDLERS[body.resource][body.action](ctx, spec.data.parse(body.data ?? {}), body.id ?? 0);
   };
 }
 

@@ -125,9 +125,7 @@ function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
 // --- pgbench, from the statements the direct path actually sends -------------------------------
 const hasPgbench = spawnSync('pgbench', ['--version']).status === 0;
 function pgbenchScript(workload) {
-  const seen = JSON.parse(spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', workload.name, '1', '1'], {
-    cwd: root, input: JSON.stringify({ ...context, url, sub: BIG_USER }), env: { ...process.env, CAPTURE: '1' },
-  }).stdout.toString());
+  const seen = viaDirect(workload.name, 1, 1, { CAPTURE: '1' }); // the statements of one call, as JSON
   const vars = [];
   const body = workload.body(context, 0, 1);
   const lines = seen.map(({ text, parameters }, s) =>

@@ -9,7 +9,8 @@ import { salesAgentsHandlers, workingLeadsHandlers } from './working-leads.ts';
 // deno-lint-ignore no-explicit-any
 type Handler = (ctx: Ctx, params: any, id: number) => Promise<Reply>;
 
-const HANDLERS: Record<string, Record<string, Handler>> = {
+/** Every action's handler, by resource and action (bench/direct.ts calls them without HTTP). */
+export const HANDLERS: Record<string, Record<string, Handler>> = {
   leads: leadsHandlers,
   'working-leads': workingLeadsHandlers,
   'sales-agents': salesAgentsHandlers,
