@@ -5,7 +5,7 @@
  * even when the connection itself is a superuser's. The pool is never handed out.
  */
 import postgres from 'postgres';
-import { ApiError } from './errors.ts';
+import { connectionLost, fromDatabaseError, unavailableOrInternal } from './db-errors.ts';
 import type { Claims } from './auth.ts';
 
 export interface DbConfig {
@@ -29,16 +29,17 @@ export interface RequestScope {
 
 // deno-lint-ignore no-explicit-any
 export type Tx = postgres.ReservedSql<any>;
-type Pending = postgres.PendingQuery<postgres.Row[]>;
 
 export interface Db {
   /**
    * Runs `work` as the caller, in one transaction. A one-statement request costs three round
    * trips: [BEGIN + role switch] pipelined, confirmed before any request SQL is sent; the
-   * statement; COMMIT. (COMMIT is not pipelined behind the statement: see LOST.) `work` should
-   * send its statements one at a time, for the same reason.
+   * statement; COMMIT. (COMMIT is not pipelined behind the statement: a query queued behind a
+   * statement still being described is never settled when the connection drops, see db-errors.ts
+   * LOST.) `work` should send its statements one at a time, for the same reason. Type the rows
+   * where they are asked for: `tx<{ lead: Lead }[]>\`select ...\``.
    */
-  asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>): Promise<T | postgres.Row[]>;
+  asUser<T>(scope: RequestScope, work: (tx: Tx) => Promise<T>): Promise<T>;
   end(): Promise<void>;
 }
 
@@ -57,9 +58,9 @@ export function createDb(config: DbConfig): Db {
   });
   const timeout = String(config.statementTimeoutMs ?? 8000);
 
-  async function asUser<T>(scope: RequestScope, work: (tx: Tx) => Pending | Promise<T>) {
+  async function asUser<T>(scope: RequestScope, work: (tx: Tx) => Promise<T>): Promise<T> {
     const tx = await sql.reserve().catch((err) => {
-      throw toApiError(err);
+      throw fromDatabaseError(err);
     });
     let switched = false;
     let lost = false;
@@ -80,10 +81,15 @@ export function createDb(config: DbConfig): Db {
     } catch (err) {
       lost = connectionLost(err);
       // Never hand a connection back mid-transaction: the next request would inherit this role.
-      // A lost connection has no transaction left, and must not be written to (see LOST).
-      if (!lost) await tx`rollback`.catch(() => {});
+      // A lost connection has no transaction left, and must not be written to (see LOST). A
+      // rollback that fails means the connection died under us: it must not go back either.
+      if (!lost) {
+        await tx`rollback`.catch(() => {
+          lost = true;
+        });
+      }
       // A failed role switch is a deployment fault (503 if the database went away), never a 4xx.
-      throw switched ? toApiError(err) : asUnavailableOrInternal(err);
+      throw switched ? fromDatabaseError(err) : unavailableOrInternal(err);
     } finally {
       // postgres.js has already taken a lost connection back to reconnect it; releasing it
       // again would put the dead socket on the list the next request takes from.
@@ -92,88 +98,4 @@ export function createDb(config: DbConfig): Db {
   }
 
   return { asUser, end: () => sql.end({ timeout: 5 }) };
-}
-
-const UNAVAILABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'CONNECT_TIMEOUT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  '57014', // statement timeout
-  '57P01',
-  '57P02',
-  '57P03', // shutdown, crash, cannot connect now
-  '53300',
-  '53400', // too many connections, configuration limit
-  '40001',
-  '40P01', // serialization failure, deadlock: safe to retry
-  '25P03', // idle-in-transaction timeout
-]);
-
-/**
- * Errors after which the reserved connection is gone. postgres.js 3.4.x must not be asked to
- * write to such a connection: the write is deferred with setImmediate and throws outside any
- * promise, crashing the process (porsager/postgres#1154, #1208; fixes unmerged). For the same
- * reason COMMIT is not pipelined: a query queued behind a statement that is still being
- * described is never settled when the connection drops.
- */
-const LOST = new Set([
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'CONNECT_TIMEOUT',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  '57P01',
-  '57P02',
-  '57P03',
-]);
-const connectionLost = (err: unknown) => LOST.has(String((err as { code?: unknown })?.code));
-
-function asUnavailableOrInternal(err: unknown): ApiError {
-  const mapped = toApiError(err);
-  return mapped.status === 503 ? mapped : new ApiError('INTERNAL_ERROR', 'Internal error', undefined, { cause: err });
-}
-
-/** Maps anything a query can throw onto the contract's codes; unknown failures stay opaque 500s. */
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  const e = err as { code?: unknown; message?: string; detail?: string; column_name?: string };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (code === 'LA409') {
-    let details: unknown;
-    try {
-      details = { quota: JSON.parse(e.detail ?? 'null') };
-    } catch { /* detail is ours and always JSON; nothing to add if not */ }
-    return new ApiError('QUOTA_EXCEEDED', 'Working set is full', details);
-  }
-  if (code === 'LA404') {
-    return new ApiError(
-      'NOT_FOUND',
-      String(e.message ?? 'Not found').replace(/^./, (c) => c.toUpperCase()),
-    );
-  }
-  if (code === 'LA403') return new ApiError('FORBIDDEN', String(e.message));
-  if (code === '42501') return new ApiError('FORBIDDEN', 'Not allowed to use this agent');
-  if (code === 'LA422') {
-    return new ApiError('VALIDATION_ERROR', 'Invalid field value', [
-      { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },
-    ]);
-  }
-  if (code === '23503') return new ApiError('VALIDATION_ERROR', 'A referenced record does not exist');
-  if (code.startsWith('22') || code === '23514' || code === '23502') {
-    return new ApiError('VALIDATION_ERROR', 'A value is out of range or malformed');
-  }
-  if (UNAVAILABLE.has(code) || code.startsWith('08')) {
-    return new ApiError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again', undefined, { cause: err });
-  }
-  return new ApiError('INTERNAL_ERROR', 'Internal error', undefined, { cause: err });
 }

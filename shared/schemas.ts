@@ -236,7 +236,7 @@ export const AgentsOutput = z.object({ agents: z.array(Agent) });
  * success status and its response `data` schema. The router, the client types and the OpenAPI
  * document are all read off this table.
  */
-interface ActionSpec {
+export interface ActionSpec {
   id: 'required' | 'none';
   data: z.ZodType;
   response: z.ZodType;
