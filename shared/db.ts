@@ -25,6 +25,8 @@ export interface DbConfig {
 export interface RequestScope {
   claims: Claims;
   adminMode: boolean;
+  /** The request's x-request-id, readable in SQL as `app.request_id` (history and audit rows carry it). */
+  requestId?: string;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -70,6 +72,7 @@ export function createDb(config: DbConfig): Db {
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
                   set_config('app.admin_mode', ${scope.adminMode ? 'on' : 'off'}, true),
+                  set_config('app.request_id', ${scope.requestId ?? ''}, true),
                   set_config('statement_timeout', ${timeout}, true),
                   set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
       ]);

@@ -9,6 +9,8 @@ import type { ActionSpec } from '../../shared/schemas.ts';
 export interface Ctx {
   db: Db;
   claims: Claims;
+  /** The response's x-request-id. */
+  requestId?: string;
 }
 
 /** What a handler returns: the response `data`, and a status when it differs from the action's. */
@@ -68,7 +70,11 @@ export function accessFor(ctx: Ctx, options: { adminMode?: boolean; userId?: str
   if (options.adminMode && !admin) throw forbidden('adminMode is only for internal admins');
   if (otherUser && !admin) throw forbidden("Only an internal admin may act on another user's data");
   return {
-    scope: { claims: ctx.claims, adminMode: admin && (options.adminMode === true || otherUser) },
+    scope: {
+      claims: ctx.claims,
+      adminMode: admin && (options.adminMode === true || otherUser),
+      requestId: ctx.requestId,
+    },
     userId: options.userId,
   };
 }

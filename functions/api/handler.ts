@@ -60,7 +60,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       await refuseDeclaredOversize(req);
       const claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
-      const { status, data } = await route({ db: deps.db, claims }, text, routed);
+      const { status, data } = await route({ db: deps.db, claims, requestId }, text, routed);
       return success(status, data, headers);
     } catch (err) {
       const apiError = fromDatabaseError(err);
