@@ -47,6 +47,8 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
       ? new ApiError('FORBIDDEN', 'Not allowed to use this agent', undefined, { cause: err })
       : new ApiError('INTERNAL_ERROR', 'Internal error', undefined, { cause: err }),
   23503: () => new ApiError('VALIDATION_ERROR', 'A referenced record does not exist'),
+  // A unique key the api did not pre-check (e.g. a row a user wrote through the Data API at the same moment).
+  23505: (_e, err) => new ApiError('CONFLICT', 'A record with the same key already exists', undefined, { cause: err }),
   23514: () => new ApiError('VALIDATION_ERROR', 'A value is out of range or malformed'),
   23502: () => new ApiError('VALIDATION_ERROR', 'A value is out of range or malformed'),
 };

@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   QUOTA_EXCEEDED: 409,
+  CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
@@ -20,7 +21,7 @@ export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
 /** The contract code of an answer that carries only its HTTP status (a gateway's own error body). */
 export const codeForStatus = (status: number): ErrorCode =>
   ERROR_CODES.find((code) => ERROR_STATUS[code] === status) ??
-    (status >= 500 ? 'INTERNAL_ERROR' : status === 409 ? 'QUOTA_EXCEEDED' : 'VALIDATION_ERROR');
+    (status >= 500 ? 'INTERNAL_ERROR' : 'VALIDATION_ERROR');
 
 export class ApiError extends Error {
   readonly status: number;
