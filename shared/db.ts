@@ -66,9 +66,18 @@ export function createDb(config: DbConfig): Db {
     });
     let switched = false;
     let lost = false;
+    // postgres.js tells a connection's owner that it closed through `onclose` (as its own
+    // `sql.begin` does); from then on nothing may be written to it (see db-errors.ts LOST).
+    let conn: { onclose?: (() => void) | null } | undefined;
+    const onexecute = (c: typeof conn) => {
+      conn = c;
+      c!.onclose = () => (lost = true);
+      return true; // "the pipeline may go on", as postgres.js reads the return value
+    };
+    const guarded = guardClosed(tx, () => lost);
     try {
       const [, [settings]] = await Promise.all([
-        tx`begin`,
+        tx.unsafe('begin', [], { onexecute } as postgres.UnsafeQueryOptions),
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
                   set_config('app.admin_mode', ${scope.adminMode ? 'on' : 'off'}, true),
@@ -78,11 +87,11 @@ export function createDb(config: DbConfig): Db {
       ]);
       if (settings?.role !== 'authenticated') throw new Error('role switch failed');
       switched = true;
-      const result = await work(tx);
-      await tx`commit`;
+      const result = await work(guarded);
+      await guarded`commit`;
       return result;
     } catch (err) {
-      lost = connectionLost(err);
+      lost ||= connectionLost(err);
       // Never hand a connection back mid-transaction: the next request would inherit this role.
       // A lost connection has no transaction left, and must not be written to (see LOST). A
       // rollback that fails means the connection died under us: it must not go back either.
@@ -96,9 +105,24 @@ export function createDb(config: DbConfig): Db {
     } finally {
       // postgres.js has already taken a lost connection back to reconnect it; releasing it
       // again would put the dead socket on the list the next request takes from.
+      if (conn) conn.onclose = null;
       if (!lost) tx.release();
     }
   }
 
   return { asUser, end: () => sql.end({ timeout: 5 }) };
+}
+
+/**
+ * The reserved connection as `work` sees it: a statement started after the connection closed
+ * (say the server ended an idle transaction, 25P03) fails as CONNECTION_CLOSED instead of being
+ * written to a socket that is gone, which postgres.js 3.4 turns into an uncaught crash.
+ */
+function guardClosed(tx: Tx, isLost: () => boolean): Tx {
+  return new Proxy(tx, {
+    apply(target, self, args) {
+      if (isLost()) throw Object.assign(new Error('The database connection closed'), { code: 'CONNECTION_CLOSED' });
+      return Reflect.apply(target, self, args);
+    },
+  });
 }
