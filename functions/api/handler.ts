@@ -12,20 +12,21 @@ import { route } from './router.ts';
 export interface HandlerDeps {
   db: Db;
   verify: (authorization: string | null) => Promise<Claims>;
-  corsOrigin?: string;
+  /** `CORS_ORIGINS`: `*` (default) or a comma-separated list of allowed origins. */
+  corsOrigins?: string;
   /** Where 5xx causes go (never into the response). */
   logError?: (entry: { requestId: string; code: string; error: unknown }) => void;
 }
 
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
-  const cors = corsHeaders(deps.corsOrigin ?? '*');
+  const cors = corsHeaders(deps.corsOrigins ?? '*');
   const logError = deps.logError ??
     ((e) =>
       console.error(JSON.stringify({ level: 'error', requestId: e.requestId, code: e.code, error: String(e.error) })));
 
   return async (req) => {
     const requestId = requestIdOf(req);
-    const headers: Record<string, string> = { ...cors, 'x-request-id': requestId };
+    const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
       if (req.method !== 'POST') {
