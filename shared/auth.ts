@@ -94,11 +94,13 @@ export function remoteJwks(url: URL, opts: RemoteJwksOptions = {}): JWTVerifyGet
   const reload = () => (pending ??= load().finally(() => (pending = undefined)));
 
   return async (header, token) => {
-    if (!keys || now() - keys.fetchedAt >= maxAgeMs) await reload();
+    const stale = !keys || now() - keys.fetchedAt >= maxAgeMs;
+    if (stale) await reload();
     try {
       return await keys!.getKey(header, token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || now() - lastKidRefetch < cooldownMs) throw err;
+      // Keys loaded for this very call are as new as a refetch would get.
+      if (!(err instanceof errors.JWKSNoMatchingKey) || stale || now() - lastKidRefetch < cooldownMs) throw err;
       lastKidRefetch = now();
       await reload();
       return keys!.getKey(header, token);
