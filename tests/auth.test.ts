@@ -2,7 +2,7 @@
 // given as JSON or fetched from a local server standing in for $SUPABASE_URL, key rotation, Auth
 // being unreachable (503, never 401), and refusing to start without any key. Real crypto (jose),
 // real HTTP servers on 127.0.0.1, the real handler and, for `npm run serve`, the real Deno process.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
@@ -160,6 +160,14 @@ describe('key configuration from the environment', () => {
     const h = createHandler(fromEnv({ SUPABASE_JWT_SECRET: secret }));
     expect((await post(h, await signToken({ sub: user.id, secret }), list)).status).toBe(200);
     expect((await post(h, await signToken({ sub: user.id }), list)).status).toBe(401);
+  });
+
+  it('has the local secret in one place only: scripts/tokens.mjs, never in the function', () => {
+    // git grep: every tracked file (docs may quote it; no other code may define it).
+    const hits = execFileSync('git', ['grep', '-l', '-F', LOCAL_JWT_SECRET, '--', '*.ts', '*.mjs', '*.js', '*.json'], {
+      cwd: root,
+    }).toString().trim().split('\n');
+    expect(hits).toEqual(['scripts/tokens.mjs']);
   });
 
   it('refuses to build without any key, naming the variables, and has no default secret', () => {

@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
-import { signToken } from '../scripts/tokens.mjs';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { call, createAgent, createUser, db, handler, type TestUser } from './helpers.ts';
 
 let user: TestUser;
@@ -183,7 +183,7 @@ describe('tokens', () => {
     const serviceRole = await signToken({ sub: user.id, role: 'service_role' });
     const notUuid = await signToken({ sub: 'user-1' });
     const noExp = await new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject(user.id)
-      .sign(new TextEncoder().encode('super-secret-jwt-token-with-at-least-32-characters-long'));
+      .sign(new TextEncoder().encode(LOCAL_JWT_SECRET));
     const [h, p] = user.token.split('.');
     const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`;
     const cases: [string, string | null][] = [
