@@ -203,10 +203,13 @@ describe('`npm run serve` under Deno', () => {
       child.stderr.on('data', onData);
       child.on('exit', (code) => resolve({ code, output, listening: false }));
     });
+    const exited = new Promise((r) => child.on('exit', r));
     const stop = () => {
-      if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
+      try {
+        process.kill(-child.pid!, 'SIGTERM'); // whatever of the group is left
+      } catch { /* ESRCH: nothing is */ }
     };
-    return { done, stop };
+    return { child, done, exited, stop };
   }
 
   it('exits non-zero with a message naming JWT_SECRET, JWKS and SUPABASE_URL when no key is set', async () => {
@@ -231,6 +234,11 @@ describe('`npm run serve` under Deno', () => {
         body: JSON.stringify(list),
       });
       expect(res.status).toBe(200);
+      // Stopping npm (as a test harness or process manager would) stops the function with it.
+      run.child.kill('SIGTERM');
+      await run.exited;
+      await new Promise((r) => setTimeout(r, 500));
+      await expect(fetch(`http://127.0.0.1:${port}/functions/v1/api`, { method: 'OPTIONS' })).rejects.toThrow();
     } finally {
       run.stop();
     }
