@@ -29,7 +29,8 @@ export interface FailureLog {
 export interface HandlerDeps {
   db: Db;
   verify: (authorization: string | null) => Promise<Claims>;
-  corsOrigin?: string;
+  /** `CORS_ORIGINS`: `*` (default) or a comma-separated list of allowed origins. */
+  corsOrigins?: string;
   /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
   logError?: (entry: FailureLog) => void;
 }
@@ -42,13 +43,13 @@ function describe(err: unknown): string | undefined {
 }
 
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
-  const cors = corsHeaders(deps.corsOrigin ?? '*');
+  const cors = corsHeaders(deps.corsOrigins ?? '*');
   const logError = deps.logError ?? logToConsole;
 
   return async (req) => {
     const started = performance.now();
     const requestId = requestIdOf(req);
-    const headers: Record<string, string> = { ...cors, 'x-request-id': requestId };
+    const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     const routed: Routed = {};
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
