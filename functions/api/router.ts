@@ -4,7 +4,8 @@ import { ACTIONS, LeadIdInput, RequestBody } from '../../shared/schemas.ts';
 import { type FieldIssue, validationError } from '../../shared/errors.ts';
 import type { Ctx, Reply } from './context.ts';
 import { leadsHandlers } from './leads.ts';
-import { salesAgentsHandlers, workingLeadsHandlers } from './working-leads.ts';
+import { workingLeadsHandlers } from './working-leads.ts';
+import { salesAgentsHandlers } from './sales-agents.ts';
 
 // deno-lint-ignore no-explicit-any
 type Handler = (ctx: Ctx, params: any, id: number) => Promise<Reply>;
