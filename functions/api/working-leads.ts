@@ -5,16 +5,16 @@
 import type { ActionParams } from '../../shared/schemas.ts';
 
 import { ApiError } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import { type Ctx, type Reply } from './context.ts';
 import { workingLeadJson } from './projections.ts';
-import { actingAgent, agentNotFound } from './acting-agent.ts';
+import { actingAccess, actingAgent, agentNotFound } from './acting-agent.ts';
 
 type WParams<A extends 'list' | 'add' | 'remove' | 'mute' | 'mute-status'> = ActionParams<'working-leads', A>;
 
 const notWorking = () => new ApiError('NOT_FOUND', 'Lead is not in the working set');
 
 async function list(ctx: Ctx, p: WParams<'list'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
@@ -41,7 +41,7 @@ interface AddResult {
 }
 
 async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   // Order-preserving de-duplication: a batch naming a lead twice adds it once.
   const ids = [...new Set(p.leadIds ?? [p.leadId as number])];
   const [row] = await ctx.db.asUser(scope, (tx) =>
@@ -77,7 +77,7 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
 }
 
 async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
@@ -93,7 +93,7 @@ async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
 }
 
 async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
@@ -109,7 +109,7 @@ async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
 }
 
 async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
