@@ -1,7 +1,9 @@
 // sales-agents create/update/delete, users/list and the admin-mode agentId rule, through the
 // handler and straight in SQL as `authenticated` (the Data API with a user's own token).
+import { createClient } from '@supabase/supabase-js';
 import type postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError, createApiClient } from '../shared/client.ts';
 import { Agent, UserListOutput } from '../shared/schemas.ts';
 import {
   adminSql,
@@ -12,6 +14,7 @@ import {
   createLeads,
   createUser,
   manyLeads,
+  startTestApi,
   type TestUser,
 } from './helpers.ts';
 
@@ -397,5 +400,49 @@ describe('straight in SQL as authenticated (the Data API)', () => {
     expect(rows).toHaveLength(3);
     for (const r of rows) expect(r.anon, r.proname).toBe(false);
     expect(rows.filter((r) => r.auth).map((r) => r.proname).sort()).toEqual(['list_users', 'set_agent_quota']);
+  });
+});
+
+describe('typed client under Deno (what the dashboard calls)', () => {
+  let api: { url: string; stop: () => Promise<void> };
+  beforeAll(async () => {
+    api = await startTestApi();
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+  const clientWith = (token: string) =>
+    createApiClient(createClient(api.url, 'anon-key', {
+      global: { headers: { Authorization: `Bearer ${token}` } },
+      auth: { persistSession: false, autoRefreshToken: false },
+    }));
+
+  it('salesAgents.create/update/delete and users.list', async () => {
+    const mine = clientWith(alice.token);
+    const { agent } = await mine.salesAgents.create({ name: 'Typed agent' });
+    expect(agent).toMatchObject({ user_id: alice.id, name: 'Typed agent', max_working_leads: 50 });
+    expect((await mine.salesAgents.update({ agentId: agent.id, email: 't@x.test' })).agent.email).toBe('t@x.test');
+    const refused = await mine.salesAgents.update({ agentId: agent.id, maxWorkingLeads: 1 }).catch((e) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect(refused).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    const admins = clientWith(admin.token);
+    const set = await admins.salesAgents.update({ agentId: agent.id, maxWorkingLeads: 3, adminMode: true });
+    expect(set.agent.max_working_leads).toBe(3);
+    const conflict = await mine.salesAgents.delete({ agentId: aliceAgent }).catch((e) => e);
+    expect(conflict).toMatchObject({ status: 409, code: 'CONFLICT' });
+    expect(await mine.salesAgents.delete({ agentId: agent.id })).toEqual({ agentId: agent.id, deleted: true });
+
+    const first = await admins.users.list({ adminMode: true, limit: 1, searchTerm: '@test.local' });
+    expect(first.users).toHaveLength(1);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const second = await admins.users.list({
+      adminMode: true,
+      limit: 1,
+      searchTerm: '@test.local',
+      cursor: first.nextCursor!,
+    });
+    expect(second.users[0].id).not.toBe(first.users[0].id);
+    expect((second.users[0].email ?? '') >= (first.users[0].email ?? '')).toBe(true);
+    expect(await mine.users.list().catch((e) => e.code)).toBe('FORBIDDEN');
   });
 });
