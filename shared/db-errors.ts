@@ -36,6 +36,8 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
     const quota = jsonDetail(e);
     return new ApiError('QUOTA_EXCEEDED', 'Working set is full', quota === undefined ? undefined : { quota });
   },
+  // Deleting an agent that still has leads (private.agents_before_delete).
+  LC409: () => new ApiError('CONFLICT', 'Agent still has leads; move or delete them first'),
   LA422: (e) =>
     new ApiError('VALIDATION_ERROR', 'Invalid field value', [
       { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },

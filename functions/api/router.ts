@@ -3,7 +3,9 @@ import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } fro
 import { validationError } from '../../shared/errors.ts';
 import { action, type Ctx, issuesOf, type Route } from './context.ts';
 import { leadsHandlers as leads } from './leads.ts';
-import { salesAgentsHandlers as agents, workingLeadsHandlers as working } from './working-leads.ts';
+import { workingLeadsHandlers as working } from './working-leads.ts';
+import { salesAgentsHandlers as agents } from './sales-agents.ts';
+import { usersHandlers as users } from './users.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
@@ -32,6 +34,12 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
     list: action(ACTIONS['sales-agents'].list, agents.list),
     quota: action(ACTIONS['sales-agents'].quota, agents.quota),
     'by-lead': action(ACTIONS['sales-agents']['by-lead'], agents['by-lead']),
+    create: action(ACTIONS['sales-agents'].create, agents.create),
+    update: action(ACTIONS['sales-agents'].update, agents.update),
+    delete: action(ACTIONS['sales-agents'].delete, agents.delete),
+  },
+  users: {
+    list: action(ACTIONS.users.list, users.list),
   },
 };
 
