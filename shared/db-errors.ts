@@ -36,6 +36,12 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
     const quota = jsonDetail(e);
     return new ApiError('QUOTA_EXCEEDED', 'Working set is full', quota === undefined ? undefined : { quota });
   },
+  LAD09: (e) => {
+    const detail = jsonDetail(e) as { leadId?: unknown } | undefined;
+    return new ApiError('DUPLICATE_LEAD', 'A lead with this email or phone already exists', {
+      leadId: Number(detail?.leadId),
+    });
+  },
   LA422: (e) =>
     new ApiError('VALIDATION_ERROR', 'Invalid field value', [
       { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },
