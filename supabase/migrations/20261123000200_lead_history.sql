@@ -66,21 +66,24 @@ create index if not exists leads_owner_email_key_idx on public.leads (user_id, p
 create index if not exists leads_owner_phone_key_idx on public.leads (user_id, private.lead_phone_key(phone))
   where private.lead_phone_key(phone) is not null;
 
-/** The oldest lead of p_owner whose email or phone key equals the given ones, or null. Security
-    definer: keyed by owner, it must see every lead of that owner whatever the caller's agents;
-    its only caller (leads_check_duplicate) has checked the caller may use the new lead's agent. */
+/** The oldest lead of p_owner whose email or phone key equals the given ones, among the leads the
+    caller may use (the same rule as the leads policies; a superuser, with no uid, sees all), or
+    null. Security definer so that the index on (user_id, key) serves it: under RLS the policy's
+    agent condition would come first. Its only caller (leads_check_duplicate) has checked that the
+    caller may use the new lead's agent. */
 create or replace function private.find_duplicate_lead(p_owner uuid, p_email_key text, p_phone_key text)
 returns bigint
 language sql stable security definer
 set search_path = ''
 as $$
   select min(id) from (
-    select l.id from public.leads l
+    select l.id, l.agent_id from public.leads l
     where p_email_key is not null and l.user_id = p_owner and private.lead_email_key(l.email) = p_email_key
     union all
-    select l.id from public.leads l
+    select l.id, l.agent_id from public.leads l
     where p_phone_key is not null and l.user_id = p_owner and private.lead_phone_key(l.phone) = p_phone_key
   ) matches
+  where (select auth.uid()) is null or matches.agent_id = any (array(select private.usable_agent_ids()))
 $$;
 
 revoke all on function private.find_duplicate_lead(uuid, text, text) from public, anon, authenticated;
