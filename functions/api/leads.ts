@@ -1,15 +1,12 @@
 /** The `leads` resource: stats, all, list, get, create, update, delete, history. */
-import type { ActionParams, LeadEventT, LeadT } from '../../shared/schemas.ts';
+import type { ActionName, ActionParams, LeadEventT, LeadT } from '../../shared/schemas.ts';
 import { encodeHistoryCursor, LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
 import { ApiError, notFound } from '../../shared/errors.ts';
 import { accessFor, type Ctx, type Reply } from './context.ts';
 import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
 
-type Params<A extends 'stats' | 'all' | 'list' | 'get' | 'create' | 'update' | 'delete' | 'history'> = ActionParams<
-  'leads',
-  A
->;
+type Params<A extends ActionName<'leads'>> = ActionParams<'leads', A>;
 type Filters = NonNullable<Params<'all'>['filters']>;
 
 const DAYS = { '7d': 7, '30d': 30, '90d': 90, all: undefined } as const;
