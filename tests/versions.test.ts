@@ -60,22 +60,41 @@ describe('version', () => {
     expect((await versionOf(id)).version).toBe(4);
   });
 
-  it('cannot be chosen or changed through the Data API: pinned on insert, +1 on update', async () => {
-    const [row] = await asDataApi(
-      alice,
+  it('cannot be chosen or changed through the Data API: refused or overridden, +1 on update', async () => {
+    const [id] = await createLeads(agent, alice, [{ name: 'Chosen' }]);
+    // Either a column grant refuses `version` outright (42501) or the trigger overrides it: the
+    // caller never decides it.
+    const inserted = await asRole(
+      claimsOf(alice),
       (sql) =>
-        sql`insert into public.leads (agent_id, name, version) values (${agent}, 'Chosen', 99) returning id, version`,
-    ) as { id: string; version: number }[];
-    expect(row.version).toBe(1);
-    const id = Number(row.id);
+        sql`insert into public.leads (agent_id, name, version) values (${agent}, 'Chosen', 99) returning version`,
+    )
+      .then((rows) => rows[0].version, (e) => e.code);
+    expect([1, '42501']).toContain(inserted);
+    const set = await asRole(
+      claimsOf(alice),
+      (sql) => sql`update public.leads set version = 1, name = 'x' where id = ${id} returning version`,
+    )
+      .then((rows) => rows[0].version, (e) => e.code);
+    expect([2, '42501']).toContain(set);
+    expect(await versionOf(id)).toEqual({ version: 1, name: 'Chosen' });
+
     const [after] = await asDataApi(
       alice,
-      (sql) => sql`update public.leads set version = 1, name = 'Direct' where id = ${id} returning version`,
+      (sql) => sql`update public.leads set name = 'Direct' where id = ${id} returning version`,
     ) as { version: number }[];
     expect(after.version).toBe(2);
     // An update that changes nothing is still an update.
     await asDataApi(alice, (sql) => sql`update public.leads set name = name where id = ${id}`);
     expect(await versionOf(id)).toEqual({ version: 3, name: 'Direct' });
+  });
+
+  it('a superuser (a restore, an import) may insert another version', async () => {
+    const [row] = await adminSql`insert into public.leads (agent_id, user_id, name, version)
+                                 values (${agent}, ${alice.id}, 'Restored', 41) returning id, version`;
+    expect(row.version).toBe(41);
+    await adminSql`update public.leads set name = 'Restored again' where id = ${row.id}`;
+    expect((await versionOf(Number(row.id))).version).toBe(42);
   });
 
   it('is not an input of create or update (400)', async () => {
