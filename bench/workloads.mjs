@@ -27,6 +27,20 @@ export const workingSetPrefill = (ctx, streams) =>
 /** A well-spread id in [lo, hi] for call k. */
 const pick = ([lo, hi], k) => lo + (Math.imul(k + 1, 2654435761) >>> 0) % (hi - lo + 1);
 
+/**
+ * A person no lead has yet, different on every call in any process: the create workloads with a
+ * duplicate check must insert every time (a repeated body would answer 409). The phone's last
+ * 10 digits (an area code from this process's start second, then 7 and a 6-digit counter) never
+ * meet the loaded data's (area code, 555, 4 digits).
+ */
+const NONCE = Date.now();
+let people = 0;
+const freshPerson = () => {
+  const k = ++people;
+  const area = 200 + Math.floor(NONCE / 1000) % 800;
+  return { email: `dup.${NONCE}.${k}@bench.test`, phone: `+1 ${area} 7${String(k % 1_000_000).padStart(6, '0')}` };
+};
+
 /** @type {Workload[]} */
 export const WORKLOADS = [
   {
@@ -71,6 +85,16 @@ export const WORKLOADS = [
       resource: 'leads',
       action: 'create',
       data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
+    }),
+  },
+  {
+    // Every call a new person, so each one pays the whole check (two advisory locks, two index
+    // probes among the account's 100,000 leads) and then inserts.
+    name: 'leads.create (onDuplicate reject)',
+    body: (ctx, s, n) => ({
+      resource: 'leads',
+      action: 'create',
+      data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, ...freshPerson(), onDuplicate: 'reject' },
     }),
   },
 ];

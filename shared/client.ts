@@ -109,6 +109,7 @@ export function createApiClient(supabase: InvokesFunctions, options: { functionN
       create: (data: In<'leads', 'create'>) => invoke('leads', 'create', { data }),
       update: (id: LeadId, data: In<'leads', 'update'>) => invoke('leads', 'update', { id, data }),
       delete: (id: LeadId, data?: In<'leads', 'delete'>) => invoke('leads', 'delete', { id, data }),
+      history: (id: LeadId, data?: In<'leads', 'history'>) => invoke('leads', 'history', { id, data }),
     },
     workingLeads: {
       list: (data?: In<'working-leads', 'list'>) => invoke('working-leads', 'list', { data }),

@@ -38,6 +38,12 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
   },
   // Deleting an agent that still has leads (private.agents_before_delete).
   LC409: () => new ApiError('CONFLICT', 'Agent still has leads; move or delete them first'),
+  LAD09: (e) => {
+    const detail = jsonDetail(e) as { leadId?: unknown } | undefined;
+    return new ApiError('DUPLICATE_LEAD', 'A lead with this email or phone already exists', {
+      leadId: Number(detail?.leadId),
+    });
+  },
   LA422: (e) =>
     new ApiError('VALIDATION_ERROR', 'Invalid field value', [
       { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },

@@ -59,11 +59,37 @@ export function createDb(config: DbConfig): Db {
       : {}),
   });
   const timeout = String(config.statementTimeoutMs ?? 8000);
+  const waitMs = (config.connectTimeoutSeconds ?? 3) * 1000;
+
+  /**
+   * A connection, or a 503 after the connect timeout. postgres.js 3.4 can lose a pool slot for
+   * good when a connection died of a server-side FATAL under load (the stale error reaches the
+   * next reservation); waiting on such a slot must not hang a request. A reservation that arrives
+   * after its request gave up is handed straight back.
+   */
+  function reserve(): Promise<Tx> {
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(fromDatabaseError(Object.assign(new Error('no connection in time'), { code: 'CONNECT_TIMEOUT' })));
+      }, waitMs);
+      sql.reserve().then(
+        (tx) => {
+          clearTimeout(timer);
+          if (late) tx.release();
+          else resolve(tx);
+        },
+        (err) => {
+          clearTimeout(timer);
+          reject(fromDatabaseError(err));
+        },
+      );
+    });
+  }
 
   async function asUser<T>(scope: RequestScope, work: (tx: Tx) => Promise<T>): Promise<T> {
-    const tx = await sql.reserve().catch((err) => {
-      throw fromDatabaseError(err);
-    });
+    const tx = await reserve();
     let switched = false;
     let lost = false;
     // postgres.js tells a connection's owner that it closed through `onclose` (as its own

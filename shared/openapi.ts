@@ -19,6 +19,7 @@ export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { 
     create: { data: { agent_id: 'agent-dana-1', name: 'Jane Doe', email: 'jane@example.com', priority: 'high' } },
     update: { id: 42, data: { status: 'qualified', priority: 'high', notes: 'Spoke with decision maker' } },
     delete: { id: 42 },
+    history: { id: 42, data: { limit: 25 } },
   },
   'working-leads': {
     list: { data: { page: 1, pageSize: 25 } },
@@ -79,6 +80,8 @@ export function buildOpenApi() {
       requests.push({ $ref: `#/components/schemas/${base}Request` });
       okByStatus[spec.status].push({ $ref: `#/components/schemas/${base}Response` });
       if (resource === 'working-leads' && action === 'add') okByStatus[200].push(okByStatus[201].at(-1)!);
+      // onDuplicate "return" answers 200 with the existing lead.
+      if (resource === 'leads' && action === 'create') okByStatus[200].push(okByStatus[201].at(-1)!);
       examples[base] = {
         summary: `${resource} / ${action}: ${spec.summary}`,
         value: { resource, action, ...(EXAMPLES as Record<string, Record<string, object>>)[resource][action] },
@@ -95,7 +98,10 @@ export function buildOpenApi() {
         properties: {
           code: { type: 'string', enum: ERROR_CODES },
           message: { type: 'string' },
-          details: { description: 'For VALIDATION_ERROR: [{ path, message }] naming each offending field' },
+          details: {
+            description: 'For VALIDATION_ERROR: [{ path, message }] naming each offending field; ' +
+              'CONFLICT: { current } (the lead now); DUPLICATE_LEAD: { leadId }; QUOTA_EXCEEDED: { quota }',
+          },
         },
         required: ['code', 'message'],
       },

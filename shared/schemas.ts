@@ -9,6 +9,17 @@ export const LEAD_STATUSES = ['new', 'contacted', 'qualified', 'converted'] as c
 export const LEAD_PRIORITIES = ['low', 'medium', 'high'] as const;
 export const CONTACT_METHODS = ['email', 'phone', 'sms'] as const;
 export const DATE_RANGES = ['7d', '30d', '90d', 'all'] as const;
+/** What `create` does when the owner already has a lead with this email or phone. */
+export const DUPLICATE_MODES = ['allow', 'reject', 'return'] as const;
+export const LEAD_EVENT_KINDS = [
+  'created',
+  'updated',
+  'deleted',
+  'working_added',
+  'working_removed',
+  'muted',
+  'unmuted',
+] as const;
 
 /** Size bounds of free-form fields; a longer value is a 400 naming the field. */
 export const LIMITS = {
@@ -109,10 +120,22 @@ export const LeadListInput = z.strictObject({
 export const LeadStatsInput = z.strictObject({ filters: StatsFilters.optional(), ...ScopeOptions });
 export const AdminOnlyInput = z.strictObject(AdminOption);
 export const LeadCreateInput = LeadFields.partial()
-  .extend({ agent_id: AgentIdInput, ...ScopeOptions })
+  .extend({
+    agent_id: AgentIdInput,
+    ...ScopeOptions,
+    onDuplicate: z.enum(DUPLICATE_MODES).default('allow')
+      .describe(
+        'A lead of the same owner with this email (any case, spaces trimmed) or the same last 10 phone digits: ' +
+          'allow it, reject the create (409 DUPLICATE_LEAD), or return the existing lead (200, duplicate: true)',
+      ),
+  })
   .strict();
 export const LeadUpdateInput = LeadFields.partial()
-  .extend(AdminOption)
+  .extend({
+    ...AdminOption,
+    ifVersion: z.number().int().positive().max(2_147_483_647).optional()
+      .describe('Change the lead only if it is still at this version; else 409 CONFLICT with the lead as it is now'),
+  })
   .strict()
   .refine((d) => LEAD_FIELD_NAMES.some((k) => k in d), { message: 'give at least one lead field to change' });
 
@@ -129,6 +152,7 @@ export const LeadSummary = z.object({
   priority: z.string().nullable(),
   created_at: Timestamp,
   updated_at: Timestamp.nullable(),
+  version: z.number().int().describe('1 on insert, +1 on every update by any path'),
 });
 export const Lead = LeadSummary.extend({
   user_id: z.string(),
@@ -161,7 +185,51 @@ export const LeadStatsOutput = z.object({
 export const LeadAllOutput = z.object({ leads: z.array(Lead), ...Page });
 export const LeadListOutput = z.object({ leads: z.array(LeadSummary), ...Page });
 export const LeadOutput = z.object({ lead: Lead });
+/** `create` with onDuplicate "return" that found a duplicate (200). */
+export const LeadDuplicateOutput = z.object({ lead: Lead, duplicate: z.literal(true) });
+export const LeadCreateOutput = z.union([LeadOutput, LeadDuplicateOutput]);
 export const LeadDeleteOutput = z.object({ success: z.literal(true), message: z.string(), id: z.number().int() });
+
+/** An opaque history cursor: the id of the last event of the previous page, base64url-encoded. */
+export const HistoryCursor = z.string().max(64).transform((s, ctx) => {
+  const id = decodeHistoryCursor(s);
+  if (id === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'is not a cursor this api returned' });
+    return z.NEVER;
+  }
+  return id;
+});
+const CURSOR_PREFIX = 'ev:';
+export const encodeHistoryCursor = (id: number): string =>
+  btoa(CURSOR_PREFIX + id).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+function decodeHistoryCursor(s: string): number | undefined {
+  let text: string;
+  try {
+    text = atob(s.replaceAll('-', '+').replaceAll('_', '/'));
+  } catch {
+    return undefined;
+  }
+  const m = /^ev:([1-9][0-9]{0,15})$/.exec(text);
+  const id = m ? Number(m[1]) : NaN;
+  return Number.isSafeInteger(id) ? id : undefined;
+}
+export const LeadHistoryInput = z.strictObject({
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
+  cursor: HistoryCursor.optional(),
+  ...AdminOption,
+});
+export const LeadEvent = z.object({
+  id: z.number().int(),
+  leadId: z.number().int(),
+  at: Timestamp,
+  actorId: z.string().nullable().describe('The user who made the change; null for the database owner (migrations)'),
+  adminMode: z.boolean(),
+  requestId: z.string().nullable(),
+  kind: z.enum(LEAD_EVENT_KINDS),
+  changes: z.record(z.string(), z.unknown())
+    .describe('{ field: [before, after] }; a personal field of a deleted lead is null (erased)'),
+});
+export const LeadHistoryOutput = z.object({ events: z.array(LeadEvent), nextCursor: z.string().nullable() });
 
 // --- working leads and sales agents ----------------------------------------------------------
 
@@ -306,7 +374,13 @@ export const ACTIONS = {
       summary: 'Lead summaries for tables',
     }),
     get: spec({ id: 'required', data: AdminOnlyInput, response: LeadOutput, status: 200, summary: 'One lead' }),
-    create: spec({ id: 'none', data: LeadCreateInput, response: LeadOutput, status: 201, summary: 'Create a lead' }),
+    create: spec({
+      id: 'none',
+      data: LeadCreateInput,
+      response: LeadCreateOutput,
+      status: 201,
+      summary: 'Create a lead (201), or answer with its duplicate (200) under onDuplicate "return"',
+    }),
     update: spec({
       id: 'required',
       data: LeadUpdateInput,
@@ -320,6 +394,13 @@ export const ACTIONS = {
       response: LeadDeleteOutput,
       status: 200,
       summary: 'Delete a lead for good',
+    }),
+    history: spec({
+      id: 'required',
+      data: LeadHistoryInput,
+      response: LeadHistoryOutput,
+      status: 200,
+      summary: "A lead's change history, newest first",
     }),
   },
   'working-leads': {
@@ -445,6 +526,7 @@ export const RequestBody = z.strictObject({
 
 export type LeadT = z.output<typeof Lead>;
 export type LeadSummaryT = z.output<typeof LeadSummary>;
+export type LeadEventT = z.output<typeof LeadEvent>;
 export type AgentT = z.output<typeof Agent>;
 export type QuotaT = z.output<typeof Quota>;
 export type UserSummaryT = z.output<typeof UserSummary>;

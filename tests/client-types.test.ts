@@ -34,6 +34,12 @@ function wrongPayloads() {
   client.salesAgents.update({ agentId: 'a', maxWorkingLeads: '5' });
   // @ts-expect-error users/list limit is a number
   client.users.list({ limit: '5' });
+  // @ts-expect-error not a duplicate mode
+  client.leads.create({ agent_id: 'a', onDuplicate: 'merge' });
+  // @ts-expect-error ifVersion is a number
+  client.leads.update(1, { name: 'x', ifVersion: '3' });
+  // @ts-expect-error a cursor is the string nextCursor
+  client.leads.history(1, { cursor: 3 });
   // @ts-expect-error no such action
   client.invoke('leads', 'archive');
   // @ts-expect-error no such resource
@@ -65,6 +71,21 @@ describe('client types', () => {
     const many = (add: Add) => add({ leadIds: [1] });
     expectTypeOf(one).returns.resolves.toHaveProperty('workingLead');
     expectTypeOf(many).returns.resolves.toHaveProperty('alreadyWorking');
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['get']>>['lead']['version']>().toEqualTypeOf<number>();
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['list']>>['leads'][number]['version']>()
+      .toEqualTypeOf<number>();
+    type History = Awaited<ReturnType<ApiClient['leads']['history']>>;
+    expectTypeOf<History['nextCursor']>().toEqualTypeOf<string | null>();
+    expectTypeOf<History['events'][number]['kind']>().toEqualTypeOf<
+      'created' | 'updated' | 'deleted' | 'working_added' | 'working_removed' | 'muted' | 'unmuted'
+    >();
+    // A create answers a new lead, or under onDuplicate "return" the existing one and duplicate: true.
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['create']>>>().toEqualTypeOf<
+      { lead: Awaited<ReturnType<ApiClient['leads']['get']>>['lead'] } | {
+        lead: Awaited<ReturnType<ApiClient['leads']['get']>>['lead'];
+        duplicate: true;
+      }
+    >();
     expectTypeOf<Parameters<ApiClient['leads']['list']>[0]>().toEqualTypeOf<
       Parameters<ApiClient['leads']['all']>[0]
     >();

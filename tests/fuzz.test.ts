@@ -225,14 +225,16 @@ describe('fuzzing the api', () => {
       ),
       { numRuns: RUNS.random, seed: SEED },
     );
-  });
+  }, 240_000);
 
   it(
     `answers ${RUNS.mutated} valid requests with one field mutated with the contract; refused writes change nothing`,
     async () => {
       const all = bases();
       // Each mutation starts one step away from a request the api serves.
-      for (const base of all.filter((b) => !WRITES.has(`${b.resource}/${b.action}`))) {
+      // (users/list is for admins in admin mode: the fuzz user is refused it by design.)
+      const served = all.filter((b) => !WRITES.has(`${b.resource}/${b.action}`) && b.resource !== 'users');
+      for (const base of served) {
         expect((await call(user.token, base)).status, `${base.resource}/${base.action}`).toBeLessThan(300);
       }
       await fc.assert(

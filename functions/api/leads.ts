@@ -1,12 +1,12 @@
-/** The `leads` resource: stats, all, list, get, create, update, delete. */
-import type { ActionParams } from '../../shared/schemas.ts';
-import { LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
+/** The `leads` resource: stats, all, list, get, create, update, delete, history. */
+import type { ActionName, ActionParams, LeadEventT, LeadT } from '../../shared/schemas.ts';
+import { encodeHistoryCursor, LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
-import { notFound } from '../../shared/errors.ts';
+import { ApiError, notFound } from '../../shared/errors.ts';
 import { accessFor, type Ctx, type Reply } from './context.ts';
-import { leadJson, leadSummaryJson } from './projections.ts';
+import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
 
-type Params<A extends 'stats' | 'all' | 'list' | 'get' | 'create' | 'update' | 'delete'> = ActionParams<'leads', A>;
+type Params<A extends ActionName<'leads'>> = ActionParams<'leads', A>;
 type Filters = NonNullable<Params<'all'>['filters']>;
 
 const DAYS = { '7d': 7, '30d': 30, '90d': 90, all: undefined } as const;
@@ -117,25 +117,53 @@ function columnsOf(tx: Tx, p: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
+/**
+ * With onDuplicate "reject" or "return", the insert trigger private.leads_check_duplicate locks
+ * the owner's email and phone keys and probes for a duplicate (race-safe; see the migration): it
+ * raises LAD09 (409 DUPLICATE_LEAD), or skips the insert and names the lead in app.duplicate_of.
+ */
 async function create(ctx: Ctx, p: Params<'create'>): Promise<Reply> {
   const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.userId ?? p.user_id });
-  const [row] = await ctx.db.asUser(scope, (tx) => {
+  return await ctx.db.asUser(scope, async (tx) => {
+    if (p.onDuplicate !== 'allow') await tx`select set_config('app.on_duplicate', ${p.onDuplicate}, true)`;
     const cols = columnsOf(tx, { status: 'new', ...p, user_id: p.userId ?? p.user_id });
-    return tx<{ lead: unknown }[]>`
+    const [row] = await tx<{ lead: LeadT }[]>`
       with l as (insert into public.leads ${tx(cols)} returning *)
       select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
+    if (row) return { data: { lead: row.lead } };
+    // A separate statement: the duplicate may have been committed after the insert's snapshot.
+    const [existing] = await tx<{ lead: LeadT }[]>`
+      select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+      where l.id = nullif(current_setting('app.duplicate_of', true), '')::bigint`;
+    if (!existing) throw new Error('create inserted no lead and named no duplicate');
+    return { data: { lead: existing.lead, duplicate: true }, status: 200 };
   });
-  return { data: { lead: row.lead } };
 }
 
+/**
+ * With ifVersion, the version check and the change are one UPDATE (a concurrent update that
+ * commits first makes it match nothing), so a stale version never overwrites. Only on a miss is
+ * the lead read again: 409 with it as it is now, or 404.
+ */
 async function update(ctx: Ctx, p: Params<'update'>, id: number): Promise<Reply> {
   const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.user_id });
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{ lead: unknown }[]>`
-      with l as (update public.leads set ${tx(columnsOf(tx, p))} where id = ${id} returning *)
-      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`);
-  if (!row) throw notFound('Lead');
-  return { data: { lead: row.lead } };
+  return await ctx.db.asUser(scope, async (tx) => {
+    const sameVersion = p.ifVersion === undefined ? tx`` : tx`and version = ${p.ifVersion}`;
+    const [row] = await tx<{ lead: LeadT }[]>`
+      with l as (update public.leads set ${tx(columnsOf(tx, p))} where id = ${id} ${sameVersion} returning *)
+      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
+    if (row) return { data: { lead: row.lead } };
+    if (p.ifVersion === undefined) throw notFound('Lead');
+    const [current] = await tx<{ lead: LeadT }[]>`
+      select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+      where l.id = ${id}`;
+    if (!current) throw notFound('Lead');
+    throw new ApiError(
+      'CONFLICT',
+      `Lead ${id} is at version ${current.lead.version}, not ${p.ifVersion}; nothing was changed`,
+      { current: current.lead },
+    );
+  });
 }
 
 async function remove(ctx: Ctx, p: Params<'delete'>, id: number): Promise<Reply> {
@@ -148,6 +176,30 @@ async function remove(ctx: Ctx, p: Params<'delete'>, id: number): Promise<Reply>
   return { data: { success: true, message: `Lead ${id} deleted`, id } };
 }
 
+/**
+ * Newest first, keyset-paged on the event id. RLS on lead_events decides what is readable (the
+ * lead's events while the caller can see it; a deleted lead's only in admin mode); 404 when the
+ * lead is invisible and none of its events is readable.
+ */
+async function history(ctx: Ctx, p: Params<'history'>, id: number): Promise<Reply> {
+  const { scope } = accessFor(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) => {
+    const before = p.cursor === undefined ? tx`` : tx`and e.id < ${p.cursor}`;
+    return tx<{ visible: boolean; events: LeadEventT[] }[]>`
+      select exists (select 1 from public.leads l where l.id = ${id}) as visible,
+             coalesce((select json_agg(page.j order by page.id desc) from (
+               select ${leadEventJson(tx)} as j, e.id from public.lead_events e
+               where e.lead_id = ${id} ${before}
+               order by e.id desc
+               limit ${p.limit + 1}) page), '[]'::json) as events`;
+  });
+  // A page after the first has readable events behind it, so only a first page decides 404.
+  if (!row.visible && row.events.length === 0 && p.cursor === undefined) throw notFound('Lead');
+  const more = row.events.length > p.limit;
+  const events = more ? row.events.slice(0, p.limit) : row.events;
+  return { data: { events, nextCursor: more ? encodeHistoryCursor(events[events.length - 1].id) : null } };
+}
+
 export const leadsHandlers = {
   stats,
   all: listing(false),
@@ -156,4 +208,5 @@ export const leadsHandlers = {
   create,
   update,
   delete: remove,
+  history,
 };

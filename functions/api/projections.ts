@@ -5,7 +5,7 @@
 import type { Tx } from '../../shared/db.ts';
 
 const SUMMARY = `'id', l.id, 'agent_id', l.agent_id, 'name', l.name, 'email', l.email, 'phone', l.phone,
-  'status', l.status, 'priority', l.priority, 'created_at', l.created_at, 'updated_at', l.updated_at`;
+  'status', l.status, 'priority', l.priority, 'created_at', l.created_at, 'updated_at', l.updated_at, 'version', l.version`;
 
 /** LeadSummary of `leads l`. */
 export const leadSummaryJson = (tx: Tx) => tx.unsafe(`json_build_object(${SUMMARY})`);
@@ -22,8 +22,13 @@ export const leadJson = (tx: Tx) =>
     'conversation_id', l.conversation_id, 'primary_lead_id', l.primary_lead_id,
     'is_decision_maker', l.is_decision_maker, 'preferred_contact_method', l.preferred_contact_method,
     'preferred_contact_time', l.preferred_contact_time, 'metadata', l.metadata,
-    'created_at', l.created_at, 'updated_at', l.updated_at,
+    'created_at', l.created_at, 'updated_at', l.updated_at, 'version', l.version,
     'agent', json_build_object('id', a.id, 'name', a.name, 'email', a.email))`);
+
+/** LeadEvent of `lead_events e`. */
+export const leadEventJson = (tx: Tx) =>
+  tx.unsafe(`json_build_object('id', e.id, 'leadId', e.lead_id, 'at', e.at, 'actorId', e.actor_id,
+    'adminMode', e.admin_mode, 'requestId', e.request_id, 'kind', e.kind, 'changes', e.changes)`);
 
 /** Agent of `agents a`. */
 export const agentJson = (tx: Tx) =>

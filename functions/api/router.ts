@@ -21,6 +21,7 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
     create: action(ACTIONS.leads.create, leads.create),
     update: action(ACTIONS.leads.update, leads.update),
     delete: action(ACTIONS.leads.delete, leads.delete),
+    history: action(ACTIONS.leads.history, leads.history),
   },
   'working-leads': {
     list: action(ACTIONS['working-leads'].list, working.list),
