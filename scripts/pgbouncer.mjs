@@ -41,7 +41,9 @@ export function freePort() {
  * @param {{ databaseUrl: string, poolSize?: number, maxClientConn?: number, user?: string, quiet?: boolean }} opts
  * @returns {Promise<{ url: string, port: number, adminUrl: string, poolSize: number, stop: () => Promise<void> }>}
  */
-export async function startPgBouncer({ databaseUrl, poolSize = 15, maxClientConn = 200, user = 'postgres', quiet = true }) {
+export async function startPgBouncer(
+  { databaseUrl, poolSize = 15, maxClientConn = 200, user = 'postgres', quiet = true },
+) {
   const bin = pgbouncerBin();
   const up = new URL(databaseUrl);
   const login = decodeURIComponent(up.username || 'postgres');

@@ -108,7 +108,10 @@ describe('4 instances behind PgBouncer in transaction mode', () => {
         expect(list.status).toBe(200);
         expect(list.body.data.leads.every((l: { agent_id: string }) => l.agent_id === f.agent)).toBe(true);
         expect(list.body.data.count).toBe(f.leads.length);
-        expect(stats.body).toEqual({ success: true, data: { stats: { total: f.leads.length, by_status: f.byStatus } } });
+        expect(stats.body).toEqual({
+          success: true,
+          data: { stats: { total: f.leads.length, by_status: f.byStatus } },
+        });
         expect(own.status).toBe(200);
         expect(own.body.data.lead.user_id).toBe(f.user.id);
         expect(foreign.status).toBe(404);
@@ -132,9 +135,11 @@ describe('4 instances behind PgBouncer in transaction mode', () => {
     const agent = await createAgent(user, { max: 10 });
     agentsToDrop.push(agent);
     const leads = await createLeads(agent, user, Array.from({ length: 60 }, (_, i) => ({ name: `race ${i}` })));
-    const answers = await Promise.all(leads.map((leadId, i) =>
-      call(i, user.token, { resource: 'working-leads', action: 'add', data: { agentId: agent, leadId } })
-    ));
+    const answers = await Promise.all(
+      leads.map((leadId, i) =>
+        call(i, user.token, { resource: 'working-leads', action: 'add', data: { agentId: agent, leadId } })
+      ),
+    );
     const created = answers.filter((a) => a.status === 201);
     const refused = answers.filter((a) => a.status === 409);
     expect(created.length).toBe(10);
@@ -198,8 +203,7 @@ describe('a transaction’s settings never reach the next one on a pooled server
           if (++arrived === POOL_SIZE) release();
           await allIn;
           return row;
-        })
-      ));
+        })));
       expect(seen.map((r) => r.pid).sort()).toEqual(before);
       for (const r of seen) expect(r).toMatchObject({ user: 'postgres', role: 'none', claims: null, admin_mode: null });
     } finally {
