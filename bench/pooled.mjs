@@ -3,6 +3,7 @@
 // pooler, against one instance straight on Postgres. Same workloads, same data, same wrk driver.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { startApi } from '../scripts/deno.mjs';
 import { pgbouncerBin, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
@@ -55,6 +56,7 @@ export async function runPooled({ url, token, context, seconds, log }) {
     },
   ];
   const results = new Map(); // `${workload} ${c}` -> result per setup
+  const loadBefore = loadavg()[0];
   try {
     for (const setup of setups) {
       const apis = await Promise.all(
@@ -94,6 +96,8 @@ export async function runPooled({ url, token, context, seconds, log }) {
     await bouncer.stop();
   }
 
+  // Other work on the machine shows up in the numbers; say how much there was.
+  const load = `load average ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after`;
   const f0 = (n) => Math.round(n).toLocaleString('en-US');
   const f1 = (n) => n.toFixed(n < 10 ? 2 : 1);
   const cell = (r) => `${f0(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''} | ${f1(r.p50)} | ${f1(r.p99)}`;
@@ -112,8 +116,8 @@ each, behind PgBouncer ${bouncerVersion()} in transaction mode (\`default_pool_s
 pooler default for the Nano to Medium compute sizes; \`max_client_conn = 200\`), with \`DB_PREPARE=false\`; against one
 instance straight on Postgres (\`DB_POOL_MAX=${INSTANCE_POOL_MAX}\`, prepared statements on). The same data, token and
 workloads as above; wrk splits the connections evenly over the instances (one wrk process per instance, run
-at once; percentiles over all requests together). ${seconds} s per run after a 1 s warm-up, on the same 2 cores as
-Postgres, PgBouncer and wrk.
+at once; percentiles over all requests together). ${seconds} s per run after a 1 s warm-up, on the same ${cpus().length} cores as
+Postgres, PgBouncer and wrk (${load}; run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC).
 
 ${table}
 `;
