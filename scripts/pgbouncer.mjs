@@ -1,11 +1,10 @@
 // PgBouncer in transaction mode in front of a Postgres: the shape of Supabase's transaction pooler
 // (Supavisor, port 6543) on one machine. Used by tests/pooled.test.ts and the pooled benchmark.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import postgres from 'postgres';
 
 /** Debian puts it in /usr/sbin, which a non-root PATH often lacks. */
