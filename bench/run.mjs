@@ -15,6 +15,8 @@ import { DENO_SERVE_ARGS, denoBin, root, startApi } from '../scripts/deno.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
 import { workingSetPrefill, WORKLOADS } from './workloads.mjs';
+import { driveWrk } from './wrk.mjs';
+import { runPooled, writePooledSection } from './pooled.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 32];
@@ -63,56 +65,24 @@ if (spawnSync('wrk', ['--version']).error) {
 
 // --- the function -----------------------------------------------------------------------------
 const token = await signToken({ sub: BIG_USER, expiresIn: '2h' });
+// The pooled part alone (bench/pooled.mjs): updates only its section of BENCHMARKS.md.
+const POOLED_ONLY = process.env.BENCH_ONLY === 'pooled' || process.argv.includes('--pooled');
+const pooledSection = () => runPooled({ url, token, context, seconds: SECONDS, log });
+if (POOLED_ONLY) {
+  const section = await pooledSection();
+  console.log(section);
+  writePooledSection(join(root, 'BENCHMARKS.md'), section);
+  await sql.end();
+  if (pg) await pg.stop();
+  process.exit(0);
+}
 // The pool size BENCHMARKS.md was measured with (the function's default is 3).
 const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
 const api = await startApi({ port: API_PORT, env, quiet: true });
 
-/**
- * Drives the function with wrk: one thread per stream (1 at c=1, 2 at c=32), each cycling
- * through the request bodies the workload gives for its stream, pre-written to a file.
- */
-function viaFunction(workload, connections, seconds = SECONDS) {
-  const dir = mkdtempSync(join(tmpdir(), 'wrk-'));
-  try {
-    const threads = Math.min(connections, 2);
-    for (let t = 0; t < threads; t++) {
-      const lines = [];
-      for (let n = 1; n <= 20_000; n++) lines.push(JSON.stringify(workload.body(context, t, n)));
-      writeFileSync(join(dir, `bodies-${t}.txt`), lines.join('\n') + '\n');
-    }
-    writeFileSync(join(dir, 'script.lua'), `
-      wrk.method = "POST"
-      wrk.headers["Content-Type"] = "application/json"
-      wrk.headers["Authorization"] = "Bearer ${token}"
-      local next_id = 0
-      function setup(thread) thread:set("id", next_id); next_id = next_id + 1 end
-      local bodies, i = {}, 0
-      function init(args)
-        for line in io.lines("${dir}/bodies-" .. id .. ".txt") do bodies[#bodies + 1] = line end
-      end
-      function request()
-        i = i + 1
-        return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
-      end
-      function response(status, headers, body)
-        if status >= 300 and not shown then shown = true; io.write("NON2XX " .. status .. " " .. body .. "\\n") end
-      end
-      function done(summary, latency, requests)
-        local e = summary.errors
-        io.write(string.format('RESULT {"rps":%f,"p50":%f,"p99":%f,"non2xx":%d,"errors":%d}\\n',
-          summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-          e.status, e.connect + e.read + e.write + e.timeout))
-      end`);
-    const out = execFileSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`,
-      '-s', join(dir, 'script.lua'), `${api.url}/functions/v1/api`]).toString();
-    const r = JSON.parse(/RESULT (.*)/.exec(out)[1]);
-    const firstFailure = /NON2XX (.*)/.exec(out)?.[1];
-    if (firstFailure) log(`  first non-2xx answer: ${firstFailure.slice(0, 200)}`);
-    return { ...r, errors: r.non2xx + r.errors };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** Drives the function with wrk (bench/wrk.mjs): one thread per stream, 1 at c=1, 2 at c=32. */
+const viaFunction = (workload, connections, seconds = SECONDS) =>
+  driveWrk({ urls: [api.url], token, workload, context, connections, seconds, log });
 
 function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
   const out = spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', mode, String(concurrency), String(seconds)], {
@@ -172,9 +142,9 @@ const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (sear
 for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || w.name === process.env.BENCH_ONLY)) {
   for (const c of CONCURRENCY) {
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    viaFunction(workload, c, 1); // warm-up
+    await viaFunction(workload, c, 1); // warm-up
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    const fn = viaFunction(workload, c);
+    const fn = await viaFunction(workload, c);
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
     const direct = viaDirect(workload.name, c);
     const bench = hasPgbench && READS.has(workload.name) ? viaPgbench(workload, c) : null;
@@ -263,6 +233,11 @@ ${table}
 ${extras}
 `;
 console.log(report);
-if (!process.env.BENCH_ONLY) writeFileSync(join(root, 'BENCHMARKS.md'), report);
+if (!process.env.BENCH_ONLY) {
+  writeFileSync(join(root, 'BENCHMARKS.md'), report);
+  const section = await pooledSection();
+  console.log(section);
+  writePooledSection(join(root, 'BENCHMARKS.md'), section);
+}
 await sql.end();
 if (pg) await pg.stop();
