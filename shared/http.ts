@@ -5,9 +5,9 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 export const corsHeaders = (origin: string): Record<string, string> => ({
   'Access-Control-Allow-Origin': origin,
-  'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id',
+  'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
   'Access-Control-Allow-Methods': 'POST, OPTIONS',
-  'Access-Control-Expose-Headers': 'x-request-id',
+  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed',
   'Access-Control-Max-Age': '86400',
 });
 
@@ -21,11 +21,15 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
 export const success = (status: number, data: unknown, headers: Record<string, string>) =>
   jsonResponse(status, { success: true, data }, headers);
 
-export function failure(err: ApiError, headers: Record<string, string>): Response {
+/** The body of an error answer (also what an idempotency key stores for a 4xx). */
+export function errorBody(err: ApiError): { success: false; error: Record<string, unknown> } {
   const error: Record<string, unknown> = { code: err.code, message: err.message };
   if (err.details !== undefined) error.details = err.details;
-  return jsonResponse(err.status, { success: false, error }, headers);
+  return { success: false, error };
 }
+
+export const failure = (err: ApiError, headers: Record<string, string>): Response =>
+  jsonResponse(err.status, errorBody(err), headers);
 
 /** A caller's request id is echoed if it looks like one; anything else gets a fresh uuid. */
 export function requestIdOf(req: Request): string {

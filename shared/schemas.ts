@@ -229,6 +229,27 @@ export const MuteOutput = z.object({ leadId: z.number().int(), muted: z.boolean(
 export const CurrentAgentOutput = z.object({ agent: Agent });
 export const AgentsOutput = z.object({ agents: z.array(Agent) });
 
+// --- admin audit log ----------------------------------------------------------------------
+
+export const AuditListInput = z.strictObject({
+  ...AdminOption,
+  actorId: UserIdInput.optional(),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
+  cursor: z.string().max(200).optional().describe("the previous page's nextCursor (opaque)"),
+});
+export const AuditEntry = z.object({
+  id: z.number().int(),
+  at: Timestamp,
+  actorId: z.string(),
+  resource: z.string(),
+  action: z.string(),
+  targetId: z.string().nullable(),
+  userId: z.string().nullable(),
+  outcome: z.string().describe('OK or the error code of the answer'),
+  requestId: z.string().nullable(),
+});
+export const AuditListOutput = z.object({ entries: z.array(AuditEntry), nextCursor: z.string().nullable() });
+
 // --- the action table ----------------------------------------------------------------------
 
 /**
@@ -242,6 +263,8 @@ export interface ActionSpec {
   response: z.ZodType;
   status: 200 | 201;
   summary: string;
+  /** A write: accepts an Idempotency-Key (see functions/api/idempotency.ts); reads ignore it. */
+  write?: boolean;
 }
 const spec = <S extends ActionSpec>(s: S) => s;
 
@@ -269,13 +292,21 @@ export const ACTIONS = {
       summary: 'Lead summaries for tables',
     }),
     get: spec({ id: 'required', data: AdminOnlyInput, response: LeadOutput, status: 200, summary: 'One lead' }),
-    create: spec({ id: 'none', data: LeadCreateInput, response: LeadOutput, status: 201, summary: 'Create a lead' }),
+    create: spec({
+      id: 'none',
+      data: LeadCreateInput,
+      response: LeadOutput,
+      status: 201,
+      summary: 'Create a lead',
+      write: true,
+    }),
     update: spec({
       id: 'required',
       data: LeadUpdateInput,
       response: LeadOutput,
       status: 200,
       summary: 'Change some fields of a lead',
+      write: true,
     }),
     delete: spec({
       id: 'required',
@@ -283,6 +314,7 @@ export const ACTIONS = {
       response: LeadDeleteOutput,
       status: 200,
       summary: 'Delete a lead for good',
+      write: true,
     }),
   },
   'working-leads': {
@@ -299,6 +331,7 @@ export const ACTIONS = {
       response: WorkingAddOutput,
       status: 201,
       summary: 'Add one lead (201, or 200 if already there) or a batch (200)',
+      write: true,
     }),
     remove: spec({
       id: 'none',
@@ -306,6 +339,7 @@ export const ACTIONS = {
       response: WorkingRemoveOutput,
       status: 200,
       summary: 'Take a lead out of the working set',
+      write: true,
     }),
     mute: spec({
       id: 'none',
@@ -313,6 +347,7 @@ export const ACTIONS = {
       response: MuteOutput,
       status: 200,
       summary: 'Mute or unmute a working lead',
+      write: true,
     }),
     'mute-status': spec({
       id: 'none',
@@ -350,6 +385,15 @@ export const ACTIONS = {
       response: AgentsOutput,
       status: 200,
       summary: 'Agents working a lead',
+    }),
+  },
+  audit: {
+    list: spec({
+      id: 'none',
+      data: AuditListInput,
+      response: AuditListOutput,
+      status: 200,
+      summary: 'Admin-mode requests, newest first (internal admins in adminMode only)',
     }),
   },
 } as const;
