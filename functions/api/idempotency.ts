@@ -78,7 +78,7 @@ export async function runIdempotent(
   let stored: Claim | undefined;
 
   const store = (tx: Tx, answer: { status: number; body: unknown }) =>
-    tx`select private.idempotency_store(${key}, ${answer.status}, ${JSON.stringify(answer.body)}::json)`;
+    tx`select private.idempotency_store(${key}, ${answer.status}, ${JSON.stringify(answer.body)}::text::json)`;
 
   const db: Db = {
     end: () => ctx.db.end(),
