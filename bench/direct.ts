@@ -3,8 +3,8 @@
 // Usage: deno run -A bench/direct.ts <mode> <concurrency> <seconds>   (context JSON on stdin)
 import postgres from 'postgres';
 import { createDb } from '../shared/db.ts';
-import { ACTIONS } from '../shared/schemas.ts';
-import { HANDLERS } from '../functions/api/router.ts';
+import { ROUTES } from '../functions/api/router.ts';
+import { requestHash, runIdempotent } from '../functions/api/idempotency.ts';
 import type { Claims } from '../shared/auth.ts';
 import { WORKLOADS } from './workloads.mjs';
 
@@ -46,8 +46,13 @@ if (mode === 'stats-owner') {
   call = (conn, n) => {
     const body = workload.body(input, conn, n) as { resource: string; action: string; id?: number; data?: unknown };
     // deno-lint-ignore no-explicit-any
-    const spec = (ACTIONS as any)[body.resource][body.action];
-    return HANDLERS[body.resource][body.action](ctx, spec.data.parse(body.data ?? {}), body.id ?? 0);
+    const route = (ROUTES as any)[body.resource][body.action];
+    const run = async (c: typeof ctx) => {
+      const reply = await route.run(c, body.data ?? {}, body.id ?? 0);
+      return { status: reply.status ?? route.spec.status, data: reply.data };
+    };
+    // A keyed workload: a fresh key per call, as the typed client sends.
+    return workload.key ? requestHash({ ...body, id: body.id }).then((h) => runIdempotent(ctx, crypto.randomUUID(), h, run)) : run(ctx);
   };
 }
 

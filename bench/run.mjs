@@ -38,6 +38,7 @@ await loadBenchData(url, log);
 // The same starting point every run: no leads from an earlier run's create workload, the working
 // set empty, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
 await sql`delete from public.leads where name like 'Bench %'`;
+await sql`delete from private.idempotency_keys where key like 'bench-%'`;
 await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGENTS[0]}`;
 await sql`vacuum analyze public.leads`;
 const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
@@ -89,9 +90,17 @@ function viaFunction(workload, connections, seconds = SECONDS) {
       function init(args)
         for line in io.lines("${dir}/bodies-" .. id .. ".txt") do bodies[#bodies + 1] = line end
       end
+      -- A keyed workload sends a key no earlier call of any run has used (the bodies cycle).
+      local keyed, run = ${workload.key ? 'true' : 'false'}, "${Date.now()}-${Math.random().toString(36).slice(2)}"
       function request()
         i = i + 1
-        return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
+        local headers = nil
+        if keyed then
+          headers = {}
+          for k, v in pairs(wrk.headers) do headers[k] = v end
+          headers["Idempotency-Key"] = "bench-" .. run .. "-" .. id .. "-" .. i
+        end
+        return wrk.format(nil, nil, headers, bodies[(i - 1) % #bodies + 1])
       end
       function response(status, headers, body)
         if status >= 300 and not shown then shown = true; io.write("NON2XX " .. status .. " " .. body .. "\\n") end

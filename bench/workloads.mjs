@@ -6,9 +6,10 @@
 /**
  * @typedef {{ leadRange: [number, number], agents: string[], agentLeads: number[] }} BenchContext
  *   leadRange: the large account's lead ids; agentLeads: 16,000 lead ids of its first agent.
- * @typedef {{ name: string, body: (ctx: BenchContext, stream: number, n: number) => Record<string, unknown> }} Workload
+ * @typedef {{ name: string, key?: boolean, body: (ctx: BenchContext, stream: number, n: number) => Record<string, unknown> }} Workload
  *   body: the request of call n (from 1) of stream `stream` (< 32). A stream may have several
- *   calls in flight at once (wrk runs many connections per thread).
+ *   calls in flight at once (wrk runs many connections per thread). `key`: every call sends a
+ *   fresh Idempotency-Key, as the typed client does for writes.
  */
 
 const LAG = 64; // calls in flight per stream stay far below this
@@ -26,6 +27,13 @@ export const workingSetPrefill = (ctx, streams) =>
 
 /** A well-spread id in [lo, hi] for call k. */
 const pick = ([lo, hi], k) => lo + (Math.imul(k + 1, 2654435761) >>> 0) % (hi - lo + 1);
+
+/** @param {BenchContext} ctx @param {number} s @param {number} n */
+const createBody = (ctx, s, n) => ({
+  resource: 'leads',
+  action: 'create',
+  data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
+});
 
 /** @type {Workload[]} */
 export const WORKLOADS = [
@@ -67,10 +75,11 @@ export const WORKLOADS = [
   },
   {
     name: 'leads.create',
-    body: (ctx, s, n) => ({
-      resource: 'leads',
-      action: 'create',
-      data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
-    }),
+    body: (ctx, s, n) => createBody(ctx, s, n),
+  },
+  {
+    name: 'leads.create (Idempotency-Key)',
+    key: true,
+    body: (ctx, s, n) => createBody(ctx, s, n),
   },
 ];
