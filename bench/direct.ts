@@ -52,7 +52,7 @@ if (mode === 'stats-owner') {
       return { status: reply.status ?? route.spec.status, data: reply.data };
     };
     // A keyed workload: a fresh key per call, as the typed client sends.
-    return workload.key ? requestHash({ ...body, id: body.id }).then((h) => runIdempotent(ctx, crypto.randomUUID(), h, run)) : run(ctx);
+    return workload.key ? requestHash({ ...body, id: body.id, data: body.data }).then((h) => runIdempotent(ctx, crypto.randomUUID(), h, run)) : run(ctx);
   };
 }
 
