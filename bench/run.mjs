@@ -177,7 +177,7 @@ function viaPgbench(workload, clients) {
 // --- run -----------------------------------------------------------------------------------------
 const rows = [];
 const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
-for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || w.name === process.env.BENCH_ONLY)) {
+for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(w.name))) {
   for (const c of CONCURRENCY) {
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
     viaFunction(workload, c, 1); // warm-up
