@@ -282,6 +282,49 @@ describe('Idempotency-Key on writes', () => {
   });
 });
 
+describe('cost', () => {
+  it('a keyed write sends claim and savepoint with the role switch, and one more statement: the store', async () => {
+    const seen: string[] = [];
+    const witness = createDb({
+      url: databaseUrl,
+      max: 1,
+      onQuery: (text) => seen.push(text.trim().split(/\s+/).slice(0, 2).join(' ')),
+    });
+    const h = createHandler({
+      db: witness,
+      verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
+      logError: () => {},
+    });
+    const send = (headers: Record<string, string>) =>
+      h(
+        new Request('http://localhost/', {
+          method: 'POST',
+          body: JSON.stringify({ resource: 'leads', action: 'create', data: { agent_id: agent, name: 'Counted' } }),
+          headers: { authorization: `Bearer ${alice.token}`, ...headers },
+        }),
+      );
+    try {
+      expect((await send({})).status).toBe(201);
+      // postgres.js's own one-time type lookup is not the request's.
+      const plain = seen.splice(0).filter((t) => !t.startsWith('select b.oid'));
+      expect((await send({ 'Idempotency-Key': randomUUID() })).status).toBe(201);
+      const keyedStatements = seen.splice(0);
+      expect(plain).toEqual(['begin', "select set_config('role',", 'with l', 'commit']);
+      expect(keyedStatements).toEqual([
+        'begin',
+        "select set_config('role',",
+        'select *',
+        'savepoint write',
+        'with l',
+        'select private.idempotency_store($1,',
+        'commit',
+      ]);
+    } finally {
+      await witness.end();
+    }
+  });
+});
+
 describe('under Deno', () => {
   let api: { url: string; stop: () => Promise<void> };
   beforeAll(async () => {
