@@ -35,9 +35,15 @@ describe('docs/openapi.json', () => {
       '405',
       '409',
       '413',
+      '422',
       '500',
       '503',
     ]);
+    // Writes take an Idempotency-Key; every answer may say it was replayed.
+    expect(post.parameters).toEqual([expect.objectContaining({ name: 'Idempotency-Key', in: 'header' })]);
+    expect(post.parameters[0].description).toContain('leads/create');
+    expect(post.responses['201'].headers).toHaveProperty('Idempotent-Replayed');
+    expect(post.responses['409'].headers).toHaveProperty('Idempotent-Replayed');
   });
 
   it('has examples that validate against their JSON Schema, exactly one request schema, and zod', () => {
@@ -47,7 +53,7 @@ describe('docs/openapi.json', () => {
       ajv.addSchema(schema as object, `#/components/schemas/${name}`);
     }
     const examples = checkedIn.paths['/api'].post.requestBody.content['application/json'].examples;
-    expect(Object.keys(examples)).toHaveLength(16);
+    expect(Object.keys(examples)).toHaveLength(Object.values(ACTIONS).reduce((n, a) => n + Object.keys(a).length, 0));
     for (const [name, { value }] of Object.entries(examples) as [string, { value: Record<string, unknown> }][]) {
       const own = ajv.getSchema(`#/components/schemas/${name}Request`)!;
       expect(own(value), `${name}: ${JSON.stringify(own.errors)}`).toBe(true);
