@@ -105,7 +105,9 @@ export async function runIdempotent(
             await tx`rollback to savepoint write`;
             rejectWork(err);
             const answer = await settled;
-            if (answer.status < 500) await store(tx, answer);
+            // Never commit a claim without its answer: a 5xx rolls the key back too.
+            if (answer.status >= 500) throw err;
+            await store(tx, answer);
             return;
           }
           resolveWork(result);
