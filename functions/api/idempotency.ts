@@ -1,10 +1,11 @@
 /**
  * Idempotency keys for write actions. The write's own transaction claims the key first (pipelined
  * with the role switch, so it costs no round trip) and stores the answer just before COMMIT, so
- * the key, the write and the answer commit or vanish together. The rules (who owns a key, expiry,
+ * the key, the write and the answer commit or vanish together. A write the database refuses (4xx)
+ * rolls back, and its answer is stored by a second, small transaction. The rules (who owns a key, expiry,
  * waiting for a concurrent holder) live in SQL: private.idempotency_claim / _store.
  */
-import type { Db, Tx } from '../../shared/db.ts';
+import type { Db, RequestScope, Tx } from '../../shared/db.ts';
 import { connectionLost, fromDatabaseError } from '../../shared/db-errors.ts';
 import { ApiError, validationError } from '../../shared/errors.ts';
 import { errorBody } from '../../shared/http.ts';
@@ -76,7 +77,10 @@ export async function runIdempotent(
   const settled = new Promise<{ status: number; body: unknown }>((resolve) => (settle = resolve));
   let transaction: Promise<unknown> | undefined;
   let stored: Claim | undefined;
+  /** The scope of a write the database refused with a 4xx: its answer is stored afterwards. */
+  let refused: RequestScope | undefined;
 
+  const claim = (tx: Tx) => [tx`select * from private.idempotency_claim(${key}, ${hash})`];
   const store = (tx: Tx, answer: { status: number; body: unknown }) =>
     tx`select private.idempotency_store(${key}, ${answer.status}, ${JSON.stringify(answer.body)}::text::json)`;
 
@@ -87,9 +91,9 @@ export async function runIdempotent(
       if (transaction) return Promise.reject(new Error('a keyed write may open one transaction only'));
       return new Promise<T>((resolveWork, rejectWork) => {
         transaction = ctx.db.asUser(scope, async (tx, first) => {
-          const [claim] = first[0] as Claim[];
-          if (!claim.claimed) {
-            stored = claim;
+          const [claimed] = first[0] as Claim[];
+          if (!claimed.claimed) {
+            stored = claimed;
             rejectWork(new Replayed());
             return; // commits nothing but releases the key row
           }
@@ -97,29 +101,18 @@ export async function runIdempotent(
           try {
             result = (await work(tx, [])) as T;
           } catch (err) {
-            if (connectionLost(err) || fromDatabaseError(err).status >= 500) {
-              rejectWork(err);
-              throw err;
-            }
-            // A 4xx from the database: undo the write but keep the claim, and store the answer.
-            await tx`rollback to savepoint write`;
+            // The whole transaction rolls back, key included. A 4xx is then stored by a
+            // transaction of its own (below): no savepoint, so a successful write runs without a
+            // subtransaction.
+            if (!connectionLost(err) && fromDatabaseError(err).status < 500) refused = scope;
             rejectWork(err);
-            const answer = await settled;
-            // Never commit a claim without its answer: a 5xx rolls the key back too.
-            if (answer.status >= 500) throw err;
-            await store(tx, answer);
-            return;
+            throw err;
           }
           resolveWork(result);
           const answer = await settled;
           if (answer.status >= 500) throw new ApiError('INTERNAL_ERROR', 'Internal error');
           await store(tx, answer);
-        }, {
-          first: (tx) => [
-            tx`select * from private.idempotency_claim(${key}, ${hash})`,
-            tx`savepoint write`,
-          ],
-        });
+        }, { first: claim });
         // A transaction that fails before `work` runs must still end the handler.
         transaction.catch(rejectWork);
       });
@@ -140,8 +133,17 @@ export async function runIdempotent(
   // The commit (or the rollback of a 5xx): its failure is the request's failure.
   if (transaction) {
     await transaction.catch((err) => {
+      if (refused && answer.status < 500) return;
       throw answer.status >= 500 ? failure : err;
     });
+  }
+  if (refused && answer.status < 500) {
+    // Claims the key again and stores the 4xx. If a concurrent repeat claimed it in between, its
+    // own answer stands; if the database is gone, the 4xx is still the answer, just not remembered.
+    await ctx.db.asUser(refused, async (tx, first) => {
+      if ((first[0] as Claim[])[0].claimed) await store(tx, answer);
+    }, { first: claim }).catch(() => {});
+    throw failure;
   }
   if (stored) {
     if (!stored.same_request) {
