@@ -262,12 +262,12 @@ describe('Idempotency-Key on writes', () => {
       asRole(claimsOf(alice), (sql) => sql`update private.idempotency_keys set status = 200`),
     ).rejects.toMatchObject({ code: '42501' });
     // The store function writes only the caller's own unanswered key: Bob cannot touch Alice's.
-    await asRole(claimsOf(bob), (sql) => sql`select private.idempotency_store(${key}, 200, '{"forged":true}')`);
+    await asRole(claimsOf(bob), (sql) => sql`select private.idempotency_store(${key}, 'h', 200, '{"forged":true}')`);
     expect((await keyRow(alice, key)).body).not.toEqual({ forged: true });
     // Even Alice cannot rewrite her own answered key.
     await adminSql`select 1`;
     const rewritten = await asRole(claimsOf(alice), async (sql) => {
-      await sql`select private.idempotency_store(${key}, 200, '{"forged":true}')`;
+      await sql`select private.idempotency_store(${key}, 'h', 200, '{"forged":true}')`;
       return sql`select 1`;
     });
     expect(rewritten).toHaveLength(1);

@@ -82,7 +82,7 @@ export async function runIdempotent(
 
   const claim = (tx: Tx) => [tx`select * from private.idempotency_claim(${key}, ${hash})`];
   const store = (tx: Tx, answer: { status: number; body: unknown }) =>
-    tx`select private.idempotency_store(${key}, ${answer.status}, ${JSON.stringify(answer.body)}::text::json)`;
+    tx`select private.idempotency_store(${key}, ${hash}, ${answer.status}, ${JSON.stringify(answer.body)}::text::json)`;
 
   const db: Db = {
     end: () => ctx.db.end(),
@@ -95,7 +95,7 @@ export async function runIdempotent(
           if (!claimed.claimed) {
             stored = claimed;
             rejectWork(new Replayed());
-            return; // commits nothing but releases the key row
+            return; // commits nothing but releases the key's lock
           }
           let result: T;
           try {

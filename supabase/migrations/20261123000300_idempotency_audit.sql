@@ -3,16 +3,16 @@
 -- the security-definer functions below, which take the user from the verified claims, so nobody
 -- can read another user's keys, forge a replay for someone else, or read or write audit entries.
 
-/** One Idempotency-Key of one user: the request's hash and the response it got. Claimed (status
-    null) and answered in the same transaction as the write, so a committed row always holds a
-    response; a rolled-back request (5xx) leaves no row. Rows older than 24 hours are ignored and
-    purged a few at a time by later claims (no cron needed). */
+/** One Idempotency-Key of one user: the request's hash and the answer it got. Written once, with
+    its answer, in the same transaction as the write (just before COMMIT), so a committed row always
+    holds an answer and a rolled-back request (5xx) leaves none. Rows older than 24 hours are
+    ignored, taken over by a new use of the key, and purged a few at a time by later writes. */
 create table if not exists private.idempotency_keys (
   user_id uuid not null,
   key text not null check (length(key) between 1 and 255),
   request_hash text not null,
-  status integer,
-  body json,
+  status integer not null,
+  body json not null,
   created_at timestamptz not null default now(),
   primary key (user_id, key)
 );
@@ -21,12 +21,12 @@ create index if not exists idempotency_keys_created_idx on private.idempotency_k
 alter table private.idempotency_keys enable row level security;
 revoke all on private.idempotency_keys from public, anon, authenticated;
 
-/** Claims `p_key` for the calling user, or reports what it already answered. The insert waits on
-    the primary key while another transaction holds the same key, so concurrent repeats queue
-    behind the first and read its stored response once it commits. An expired row is taken over.
-    Also purges up to 20 expired keys of anyone, so the table stays bounded without a cron job.
-    Returns claimed = true (go ahead and write), or the stored status/body and whether the stored
-    hash matches `p_hash` (false: the key was used for a different request). */
+/** Claims `p_key` for the calling user for the rest of the transaction, or reports what it already
+    answered. The transaction-scoped advisory lock makes concurrent repeats of a key queue behind the
+    first until it commits (or rolls back); the read after it, a new statement, then sees the answer
+    the first committed. Returns claimed = true (go ahead and write), or the stored status/body and
+    whether the stored hash matches `p_hash` (false: the key was used for a different request, and
+    the stored answer is not returned). */
 create or replace function private.idempotency_claim(p_key text, p_hash text)
 returns table (claimed boolean, same_request boolean, status integer, body json)
 language plpgsql volatile security definer
@@ -38,38 +38,41 @@ begin
   if v_user is null then
     raise exception 'idempotency keys need a user' using errcode = '42501';
   end if;
+  perform pg_advisory_xact_lock(hashtextextended(v_user::text || '/' || p_key, 0));
+  return query
+    select false, k.request_hash = p_hash, k.status, case when k.request_hash = p_hash then k.body end
+    from private.idempotency_keys k
+    where k.user_id = v_user and k.key = p_key and k.created_at >= now() - interval '24 hours';
+  if not found then
+    return query select true, true, null::integer, null::json;
+  end if;
+end;
+$$;
+
+/** Stores the answer of the key this transaction claimed: one insert (an expired row of the same
+    key is taken over). A live answer is never rewritten, so nobody can change a stored response,
+    and the user is the caller's, so nobody can write one for someone else. Also purges up to 20
+    expired keys of anyone, so the table stays bounded without a cron job. */
+create or replace function private.idempotency_store(p_key text, p_hash text, p_status integer, p_body json)
+returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+begin
+  if (select auth.uid()) is null then
+    raise exception 'idempotency keys need a user' using errcode = '42501';
+  end if;
+  insert into private.idempotency_keys as k (user_id, key, request_hash, status, body)
+  values ((select auth.uid()), p_key, p_hash, p_status, p_body)
+  on conflict (user_id, key) do update
+    set request_hash = excluded.request_hash, status = excluded.status, body = excluded.body, created_at = now()
+    where k.created_at < now() - interval '24 hours';
   delete from private.idempotency_keys k
   where k.ctid = any (array(
     select e.ctid from private.idempotency_keys e
     where e.created_at < now() - interval '24 hours'
     limit 20 for update skip locked));
-  insert into private.idempotency_keys as k (user_id, key, request_hash)
-  values (v_user, p_key, p_hash)
-  on conflict (user_id, key) do update
-    set request_hash = excluded.request_hash, status = null, body = null, created_at = now()
-    where k.created_at < now() - interval '24 hours';
-  if found then
-    return query select true, true, null::integer, null::json;
-    return;
-  end if;
-  -- A new statement sees the row the other transaction committed while this one waited.
-  return query
-    select false, k.request_hash = p_hash, k.status, case when k.request_hash = p_hash then k.body end
-    from private.idempotency_keys k
-    where k.user_id = v_user and k.key = p_key;
 end;
-$$;
-
-/** Stores the response of the key this transaction claimed. Only a claimed, still unanswered key
-    of the calling user can be answered, so a caller cannot rewrite a stored response. */
-create or replace function private.idempotency_store(p_key text, p_status integer, p_body json)
-returns void
-language sql volatile security definer
-set search_path = ''
-as $$
-  update private.idempotency_keys k
-  set status = p_status, body = p_body
-  where k.user_id = (select auth.uid()) and k.key = p_key and k.status is null
 $$;
 
 /** One request that sent `adminMode: true`, allowed or denied: who, when, what, and the answer. */
@@ -133,10 +136,10 @@ end;
 $$;
 
 revoke execute on function private.idempotency_claim(text, text) from public, anon;
-revoke execute on function private.idempotency_store(text, integer, json) from public, anon;
+revoke execute on function private.idempotency_store(text, text, integer, json) from public, anon;
 revoke execute on function private.audit_record(text, text, text, text, text) from public, anon;
 revoke execute on function private.audit_list(uuid, integer, timestamptz, bigint) from public, anon;
 grant execute on function private.idempotency_claim(text, text) to authenticated;
-grant execute on function private.idempotency_store(text, integer, json) to authenticated;
+grant execute on function private.idempotency_store(text, text, integer, json) to authenticated;
 grant execute on function private.audit_record(text, text, text, text, text) to authenticated;
 grant execute on function private.audit_list(uuid, integer, timestamptz, bigint) to authenticated;
