@@ -52,13 +52,6 @@ export interface AsUserOptions {
    * a failed switch aborts the transaction before they can do anything.
    */
   first?: (tx: Tx) => Promise<unknown>[];
-  /**
-   * Asked once `work` has returned: SQL to run in the COMMIT's own round trip (the idempotency
-   * store). It is sent with COMMIT as one simple-protocol message, not pipelined as a second query,
-   * so nothing is ever queued behind a statement (see LOST). Literals only, no parameters: the
-   * caller quotes every value.
-   */
-  beforeCommit?: () => string | undefined;
 }
 
 export function createDb(config: DbConfig): Db {
@@ -100,9 +93,7 @@ export function createDb(config: DbConfig): Db {
       if (settings?.role !== 'authenticated') throw new Error('role switch failed');
       switched = true;
       const result = await work(tx, first);
-      const before = options.beforeCommit?.();
-      if (before) await tx.unsafe(`${before}; commit`);
-      else await tx`commit`;
+      await tx`commit`;
       return result;
     } catch (err) {
       lost = connectionLost(err);

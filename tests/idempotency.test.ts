@@ -56,18 +56,6 @@ describe('Idempotency-Key on writes', () => {
     expect(await leadCount(agent)).toBe(before + 1);
   });
 
-  it('quotes keys and answers with quotes and backslashes safely (the store is literal SQL)', async () => {
-    const key = `it's\\a"key';--`;
-    const body = { resource: 'leads', action: 'create', data: { agent_id: agent, name: `O'Brien \\ "x" $$ \\' ;` } };
-    const first = await keyed(alice.token, key, body);
-    expect(first.status).toBe(201);
-    expect(first.body.data.lead.name).toBe(body.data.name);
-    const again = await keyed(alice.token, key, body);
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
-    expect(again.body).toEqual(first.body);
-    expect((await keyRow(alice, key)).key).toBe(key);
-  });
-
   it('without a key, the same create writes twice (keys are opt-in per request)', async () => {
     const body = { resource: 'leads', action: 'create', data: { agent_id: agent, name: 'Twice' } };
     const before = await leadCount(agent);
@@ -295,16 +283,12 @@ describe('Idempotency-Key on writes', () => {
 });
 
 describe('cost', () => {
-  it('a keyed write costs no extra round trip: the claim rides with the role switch, the store with COMMIT', async () => {
+  it('a keyed write sends the claim with the role switch, and one more statement: the store', async () => {
     const seen: string[] = [];
-    const full: string[] = [];
     const witness = createDb({
       url: databaseUrl,
       max: 1,
-      onQuery: (text) => {
-        full.push(text.trim());
-        seen.push(text.trim().split(/\s+/).slice(0, 2).join(' '));
-      },
+      onQuery: (text) => seen.push(text.trim().split(/\s+/).slice(0, 2).join(' ')),
     });
     const h = createHandler({
       db: witness,
@@ -326,11 +310,14 @@ describe('cost', () => {
       expect((await send({ 'Idempotency-Key': randomUUID() })).status).toBe(201);
       const keyedStatements = seen.splice(0);
       expect(plain).toEqual(['begin', "select set_config('role',", 'with l', 'commit']);
-      // Same round trips: the claim rides with the role switch, the store with COMMIT (one message).
-      expect(keyedStatements.slice(0, 4)).toEqual(['begin', "select set_config('role',", 'select *', 'with l']);
-      expect(keyedStatements).toHaveLength(5);
-      expect(keyedStatements[4]).toMatch(/^select private\.idempotency_store\(E'/);
-      expect(full.at(-1)).toMatch(/; commit$/);
+      expect(keyedStatements).toEqual([
+        'begin',
+        "select set_config('role',",
+        'select *',
+        'with l',
+        'select private.idempotency_store($1,',
+        'commit',
+      ]);
     } finally {
       await witness.end();
     }

@@ -81,14 +81,6 @@ export async function runIdempotent(
   let refused: RequestScope | undefined;
 
   const claim = (tx: Tx) => [tx`select * from private.idempotency_claim(${key}, ${hash})`];
-  /** An E'' literal: backslashes and quotes escaped, whatever standard_conforming_strings says. */
-  const literal = (text: string) => `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
-  /** The store as literal SQL, sent with COMMIT in one message (asUser's beforeCommit). */
-  const storeSql = (answer: { status: number; body: unknown }) =>
-    `select private.idempotency_store(${literal(key)}, ${literal(hash)}, ${Math.trunc(answer.status)}, ${
-      literal(JSON.stringify(answer.body))
-    }::json)`;
-  let finish: string | undefined;
   const store = (tx: Tx, answer: { status: number; body: unknown }) =>
     tx`select private.idempotency_store(${key}, ${hash}, ${answer.status}, ${JSON.stringify(answer.body)}::text::json)`;
 
@@ -119,8 +111,8 @@ export async function runIdempotent(
           resolveWork(result);
           const answer = await settled;
           if (answer.status >= 500) throw new ApiError('INTERNAL_ERROR', 'Internal error');
-          finish = storeSql(answer);
-        }, { first: claim, beforeCommit: () => finish });
+          await store(tx, answer);
+        }, { first: claim });
         // A transaction that fails before `work` runs must still end the handler.
         transaction.catch(rejectWork);
       });
