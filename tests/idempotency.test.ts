@@ -56,6 +56,18 @@ describe('Idempotency-Key on writes', () => {
     expect(await leadCount(agent)).toBe(before + 1);
   });
 
+  it('replays keys and answers with quotes and backslashes exactly', async () => {
+    const key = `it's\\a"key';--`;
+    const body = { resource: 'leads', action: 'create', data: { agent_id: agent, name: `O'Brien \\ "x" $$ \\' ;` } };
+    const first = await keyed(alice.token, key, body);
+    expect(first.status).toBe(201);
+    expect(first.body.data.lead.name).toBe(body.data.name);
+    const again = await keyed(alice.token, key, body);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect((await keyRow(alice, key)).key).toBe(key);
+  });
+
   it('without a key, the same create writes twice (keys are opt-in per request)', async () => {
     const body = { resource: 'leads', action: 'create', data: { agent_id: agent, name: 'Twice' } };
     const before = await leadCount(agent);
