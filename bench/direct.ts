@@ -5,6 +5,7 @@ import postgres from 'postgres';
 import { createDb } from '../shared/db.ts';
 import { ROUTES } from '../functions/api/router.ts';
 import type { Route } from '../functions/api/context.ts';
+import { requestHash, runIdempotent } from '../functions/api/idempotency.ts';
 import type { Claims } from '../shared/auth.ts';
 import { WORKLOADS } from './workloads.mjs';
 
@@ -46,7 +47,15 @@ if (mode === 'stats-owner') {
   call = (conn, n) => {
     const body = workload.body(input, conn, n) as { resource: string; action: string; id?: number; data?: unknown };
     const routes: Record<string, Record<string, Route>> = ROUTES;
-    return routes[body.resource][body.action].run(ctx, body.data ?? {}, body.id ?? 0);
+    const route = routes[body.resource][body.action];
+    const run = async (c: typeof ctx) => {
+      const reply = await route.run(c, body.data ?? {}, body.id ?? 0);
+      return { status: reply.status ?? route.spec.status, data: reply.data };
+    };
+    // A keyed workload: a fresh key per call, as the typed client sends.
+    return workload.key
+      ? requestHash({ ...body, id: body.id, data: body.data }).then((h) => runIdempotent(ctx, crypto.randomUUID(), h, run))
+      : run(ctx);
   };
 }
 

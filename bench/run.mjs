@@ -40,6 +40,7 @@ await loadBenchData(url, log);
 // The same starting point every run: no leads from an earlier run's create workload, the working
 // set empty, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
 await sql`delete from public.leads where name like 'Bench %'`;
+await sql`delete from private.idempotency_keys where key like 'bench-%'`;
 await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGENTS[0]}`;
 await sql`vacuum analyze public.leads`;
 const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
@@ -139,7 +140,7 @@ function viaPgbench(workload, clients) {
 // --- run -----------------------------------------------------------------------------------------
 const rows = [];
 const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
-for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || w.name === process.env.BENCH_ONLY)) {
+for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(w.name))) {
   for (const c of CONCURRENCY) {
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
     await viaFunction(workload, c, 1); // warm-up

@@ -6,9 +6,10 @@
 /**
  * @typedef {{ leadRange: [number, number], agents: string[], agentLeads: number[] }} BenchContext
  *   leadRange: the large account's lead ids; agentLeads: 16,000 lead ids of its first agent.
- * @typedef {{ name: string, body: (ctx: BenchContext, stream: number, n: number) => Record<string, unknown> }} Workload
+ * @typedef {{ name: string, key?: boolean, body: (ctx: BenchContext, stream: number, n: number) => Record<string, unknown> }} Workload
  *   body: the request of call n (from 1) of stream `stream` (< 32). A stream may have several
- *   calls in flight at once (wrk runs many connections per thread).
+ *   calls in flight at once (wrk runs many connections per thread). `key`: every call sends a
+ *   fresh Idempotency-Key, as the typed client does for writes.
  */
 
 const LAG = 64; // calls in flight per stream stay far below this
@@ -40,6 +41,12 @@ const freshPerson = () => {
   const area = 200 + Math.floor(NONCE / 1000) % 800;
   return { email: `dup.${NONCE}.${k}@bench.test`, phone: `+1 ${area} 7${String(k % 1_000_000).padStart(6, '0')}` };
 };
+/** @param {BenchContext} ctx @param {number} s @param {number} n */
+const createBody = (ctx, s, n) => ({
+  resource: 'leads',
+  action: 'create',
+  data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
+});
 
 /** @type {Workload[]} */
 export const WORKLOADS = [
@@ -81,11 +88,12 @@ export const WORKLOADS = [
   },
   {
     name: 'leads.create',
-    body: (ctx, s, n) => ({
-      resource: 'leads',
-      action: 'create',
-      data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
-    }),
+    body: (ctx, s, n) => createBody(ctx, s, n),
+  },
+  {
+    name: 'leads.create (Idempotency-Key)',
+    key: true,
+    body: (ctx, s, n) => createBody(ctx, s, n),
   },
   {
     // Every call a new person, so each one pays the whole check (two advisory locks, two index

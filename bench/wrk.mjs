@@ -26,7 +26,7 @@ export async function driveWrk({ urls, token, workload, context, connections, se
         writeFileSync(join(dir, `bodies-${stream}.txt`), lines.join('\n') + '\n');
       }
       const script = join(dir, `script-${u}.lua`);
-      writeFileSync(script, luaScript(dir, token, u * perUrl));
+      writeFileSync(script, luaScript(dir, token, u * perUrl, Boolean(workload.key)));
       const conns = Math.max(perUrl, Math.round(connections / urls.length));
       const args = [
         '-t',
@@ -70,7 +70,7 @@ export async function driveWrk({ urls, token, workload, context, connections, se
   }
 }
 
-function luaScript(dir, token, firstStream) {
+function luaScript(dir, token, firstStream, keyed) {
   return `
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
@@ -81,9 +81,17 @@ function luaScript(dir, token, firstStream) {
     function init(args)
       for line in io.lines("${dir}/bodies-" .. id .. ".txt") do bodies[#bodies + 1] = line end
     end
+    -- A keyed workload sends an Idempotency-Key no earlier call of any run has used (bodies cycle).
+    local keyed, run = ${keyed ? 'true' : 'false'}, "${Date.now()}-${Math.random().toString(36).slice(2)}"
     function request()
       i = i + 1
-      return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
+      local headers = nil
+      if keyed then
+        headers = {}
+        for k, v in pairs(wrk.headers) do headers[k] = v end
+        headers["Idempotency-Key"] = "bench-" .. run .. "-" .. id .. "-" .. i
+      end
+      return wrk.format(nil, nil, headers, bodies[(i - 1) % #bodies + 1])
     end
     function response(status, headers, body)
       if status >= 300 and not shown then shown = true; io.write("NON2XX " .. status .. " " .. body .. "\\n") end

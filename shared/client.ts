@@ -6,7 +6,7 @@
  */
 import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError } from '@supabase/supabase-js';
 import { ApiError, codeForStatus } from './errors.ts';
-import type { ActionInput, ActionName, ActionOutput, Resource } from './schemas.ts';
+import { type ActionInput, type ActionName, type ActionOutput, ACTIONS, type Resource } from './schemas.ts';
 import type { WorkingAddBatchOutput, WorkingAddOneOutput } from './schemas.ts';
 import type { z } from 'zod';
 
@@ -69,34 +69,82 @@ async function fromInvokeError(error: unknown): Promise<ApiError> {
   return new ApiError('INTERNAL_ERROR', String((error as Error)?.message ?? error), undefined, { cause: error });
 }
 
-export function createApiClient(supabase: InvokesFunctions, options: { functionName?: string } = {}) {
+/** How the client retries a call that failed with a 503 or never reached the function. */
+export interface RetryOptions {
+  /** Tries in all, the first included (default 3). */
+  tries?: number;
+  /** The first backoff in ms, doubled on each retry, before jitter (default 200). */
+  baseDelayMs?: number;
+  /** Waits `ms` (tests pass a fake to stay fast). */
+  sleep?: (ms: number) => Promise<void>;
+  /** A number in [0, 1) for the jitter (default Math.random). */
+  random?: () => number;
+}
+
+/** Per call: a write's Idempotency-Key (default: a fresh uuid per call, kept across its retries). */
+export interface CallOptions {
+  idempotencyKey?: string;
+}
+
+/** Only these may succeed on a later try; a 4xx is the caller's to fix, so it is never retried. */
+const RETRYABLE = new Set(['SERVICE_UNAVAILABLE', 'FETCH_ERROR']);
+
+const isWrite = (resource: string, action: string): boolean => {
+  const actions = (ACTIONS as Record<string, Record<string, { write?: boolean }>>)[resource];
+  return actions?.[action]?.write === true;
+};
+
+export function createApiClient(
+  supabase: InvokesFunctions,
+  options: { functionName?: string; retry?: RetryOptions } = {},
+) {
   const name = options.functionName ?? 'api';
+  const tries = Math.max(1, options.retry?.tries ?? 3);
+  const baseDelayMs = options.retry?.baseDelayMs ?? 200;
+  const sleep = options.retry?.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const random = options.retry?.random ?? Math.random;
 
   /** Any action by name; the methods below are this with the names filled in. */
   async function invoke<R extends Resource, A extends ActionName<R>>(
     resource: R,
     action: A,
     request: { id?: LeadId; data?: In<R, A> } = {},
+    call: CallOptions = {},
   ): Promise<Out<R, A>> {
-    const { data, error } = await supabase.functions.invoke(name, {
-      body: { resource, action, ...request },
-    });
-    if (error) throw await fromInvokeError(error);
-    const body = data as { success?: boolean; data?: unknown } | null;
-    if (!body || body.success !== true) {
-      throw new ApiError('INTERNAL_ERROR', 'The response is not an api envelope');
+    // One key per logical write, the same on every retry: a retry of a write that did land
+    // replays its answer instead of writing twice.
+    const key = isWrite(resource, action) ? call.idempotencyKey ?? crypto.randomUUID() : undefined;
+    const headers = key === undefined ? undefined : { 'Idempotency-Key': key };
+    for (let attempt = 1;; attempt++) {
+      const { data, error } = await supabase.functions.invoke(name, {
+        body: { resource, action, ...request },
+        ...(headers ? { headers } : {}),
+      });
+      if (error) {
+        const err = await fromInvokeError(error);
+        if (attempt >= tries || !RETRYABLE.has(String(err.code))) throw err;
+        // Exponential backoff with full jitter, so retrying clients do not arrive in step.
+        await sleep(Math.round(baseDelayMs * 2 ** (attempt - 1) * (0.5 + random() / 2)));
+        continue;
+      }
+      const body = data as { success?: boolean; data?: unknown } | null;
+      if (!body || body.success !== true) {
+        throw new ApiError('INTERNAL_ERROR', 'The response is not an api envelope');
+      }
+      return body.data as Out<R, A>;
     }
-    return body.data as Out<R, A>;
   }
 
   function add(
     data: In<'working-leads', 'add'> & { leadId: LeadId; leadIds?: never },
+    call?: CallOptions,
   ): Promise<z.output<typeof WorkingAddOneOutput>>;
   function add(
     data: In<'working-leads', 'add'> & { leadIds: LeadId[]; leadId?: never },
+    call?: CallOptions,
   ): Promise<z.output<typeof WorkingAddBatchOutput>>;
-  function add(data: In<'working-leads', 'add'>) {
-    return invoke('working-leads', 'add', { data });
+  function add(data: In<'working-leads', 'add'>, call?: CallOptions) {
+    return invoke('working-leads', 'add', { data }, call);
   }
 
   return {
@@ -106,16 +154,19 @@ export function createApiClient(supabase: InvokesFunctions, options: { functionN
       all: (data?: In<'leads', 'all'>) => invoke('leads', 'all', { data }),
       list: (data?: In<'leads', 'list'>) => invoke('leads', 'list', { data }),
       get: (id: LeadId, data?: In<'leads', 'get'>) => invoke('leads', 'get', { id, data }),
-      create: (data: In<'leads', 'create'>) => invoke('leads', 'create', { data }),
-      update: (id: LeadId, data: In<'leads', 'update'>) => invoke('leads', 'update', { id, data }),
-      delete: (id: LeadId, data?: In<'leads', 'delete'>) => invoke('leads', 'delete', { id, data }),
+      create: (data: In<'leads', 'create'>, call?: CallOptions) => invoke('leads', 'create', { data }, call),
+      update: (id: LeadId, data: In<'leads', 'update'>, call?: CallOptions) =>
+        invoke('leads', 'update', { id, data }, call),
+      delete: (id: LeadId, data?: In<'leads', 'delete'>, call?: CallOptions) =>
+        invoke('leads', 'delete', { id, data }, call),
       history: (id: LeadId, data?: In<'leads', 'history'>) => invoke('leads', 'history', { id, data }),
     },
     workingLeads: {
       list: (data?: In<'working-leads', 'list'>) => invoke('working-leads', 'list', { data }),
       add,
-      remove: (data: In<'working-leads', 'remove'>) => invoke('working-leads', 'remove', { data }),
-      mute: (data: In<'working-leads', 'mute'>) => invoke('working-leads', 'mute', { data }),
+      remove: (data: In<'working-leads', 'remove'>, call?: CallOptions) =>
+        invoke('working-leads', 'remove', { data }, call),
+      mute: (data: In<'working-leads', 'mute'>, call?: CallOptions) => invoke('working-leads', 'mute', { data }, call),
       muteStatus: (data: In<'working-leads', 'mute-status'>) => invoke('working-leads', 'mute-status', { data }),
     },
     salesAgents: {
@@ -123,12 +174,18 @@ export function createApiClient(supabase: InvokesFunctions, options: { functionN
       list: (data?: In<'sales-agents', 'list'>) => invoke('sales-agents', 'list', { data }),
       quota: (data?: In<'sales-agents', 'quota'>) => invoke('sales-agents', 'quota', { data }),
       byLead: (data: In<'sales-agents', 'by-lead'>) => invoke('sales-agents', 'by-lead', { data }),
-      create: (data: In<'sales-agents', 'create'>) => invoke('sales-agents', 'create', { data }),
-      update: (data: In<'sales-agents', 'update'>) => invoke('sales-agents', 'update', { data }),
-      delete: (data: In<'sales-agents', 'delete'>) => invoke('sales-agents', 'delete', { data }),
+      create: (data: In<'sales-agents', 'create'>, call?: CallOptions) =>
+        invoke('sales-agents', 'create', { data }, call),
+      update: (data: In<'sales-agents', 'update'>, call?: CallOptions) =>
+        invoke('sales-agents', 'update', { data }, call),
+      delete: (data: In<'sales-agents', 'delete'>, call?: CallOptions) =>
+        invoke('sales-agents', 'delete', { data }, call),
     },
     users: {
       list: (data?: In<'users', 'list'>) => invoke('users', 'list', { data }),
+    },
+    audit: {
+      list: (data?: In<'audit', 'list'>) => invoke('audit', 'list', { data }),
     },
   };
 }

@@ -41,8 +41,17 @@ export interface Db {
    * LOST.) `work` should send its statements one at a time, for the same reason. Type the rows
    * where they are asked for: `tx<{ lead: Lead }[]>\`select ...\``.
    */
-  asUser<T>(scope: RequestScope, work: (tx: Tx) => Promise<T>): Promise<T>;
+  asUser<T>(scope: RequestScope, work: (tx: Tx, first: unknown[]) => Promise<T>, options?: AsUserOptions): Promise<T>;
   end(): Promise<void>;
+}
+
+export interface AsUserOptions {
+  /**
+   * Statements pipelined behind the role switch in the first round trip (the idempotency claim),
+   * so they cost no round trip of their own; `work` gets their results. They run as the caller:
+   * a failed switch aborts the transaction before they can do anything.
+   */
+  first?: (tx: Tx) => Promise<unknown>[];
 }
 
 export function createDb(config: DbConfig): Db {
@@ -88,7 +97,11 @@ export function createDb(config: DbConfig): Db {
     });
   }
 
-  async function asUser<T>(scope: RequestScope, work: (tx: Tx) => Promise<T>): Promise<T> {
+  async function asUser<T>(
+    scope: RequestScope,
+    work: (tx: Tx, first: unknown[]) => Promise<T>,
+    options: AsUserOptions = {},
+  ): Promise<T> {
     const tx = await reserve();
     let switched = false;
     let lost = false;
@@ -102,7 +115,7 @@ export function createDb(config: DbConfig): Db {
     };
     const guarded = guardClosed(tx, () => lost);
     try {
-      const [, [settings]] = await Promise.all([
+      const [, [settings], ...first] = await Promise.all([
         tx.unsafe('begin', [], { onexecute } as postgres.UnsafeQueryOptions),
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
@@ -110,10 +123,11 @@ export function createDb(config: DbConfig): Db {
                   set_config('app.request_id', ${scope.requestId ?? ''}, true),
                   set_config('statement_timeout', ${timeout}, true),
                   set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
+        ...(options.first?.(tx) ?? []),
       ]);
       if (settings?.role !== 'authenticated') throw new Error('role switch failed');
       switched = true;
-      const result = await work(guarded);
+      const result = await work(guarded, first);
       await guarded`commit`;
       return result;
     } catch (err) {

@@ -37,11 +37,15 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
 export const success = (status: number, data: unknown, headers: Record<string, string>) =>
   jsonResponse(status, { success: true, data }, headers);
 
-export function failure(err: ApiError, headers: Record<string, string>): Response {
+/** The body of an error answer (also what an idempotency key stores for a 4xx). */
+export function errorBody(err: ApiError): { success: false; error: Record<string, unknown> } {
   const error: Record<string, unknown> = { code: err.code, message: err.message };
   if (err.details !== undefined) error.details = err.details;
-  return jsonResponse(err.status, { success: false, error }, headers);
+  return { success: false, error };
 }
+
+export const failure = (err: ApiError, headers: Record<string, string>): Response =>
+  jsonResponse(err.status, errorBody(err), headers);
 
 /** A caller's request id is echoed if it looks like one; anything else gets a fresh uuid. */
 export function requestIdOf(req: Request): string {

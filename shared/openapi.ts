@@ -40,6 +40,9 @@ export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { 
   users: {
     list: { data: { adminMode: true, searchTerm: 'example.com', limit: 25 } },
   },
+  audit: {
+    list: { data: { adminMode: true, limit: 25 } },
+  },
 };
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
@@ -127,6 +130,14 @@ export function buildOpenApi() {
     }]),
   );
 
+  const writes = Object.entries(ACTIONS).flatMap(([resource, actions]) =>
+    Object.entries(actions).filter(([, spec]) => 'write' in spec && spec.write).map(([action]) =>
+      `${resource}/${action}`
+    )
+  );
+  const replayed = { 'Idempotent-Replayed': { $ref: '#/components/headers/IdempotentReplayed' } };
+  for (const r of Object.values(errorResponses)) Object.assign(r.headers, replayed);
+
   return {
     openapi: '3.1.0',
     info: {
@@ -148,6 +159,15 @@ export function buildOpenApi() {
         post: {
           operationId: 'invoke',
           summary: 'Run one action on one resource',
+          parameters: [{
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description: `Writes only (${writes.join(', ')}); reads ignore it. A repeat of the same ` +
+              'request with the same key within 24 hours replays the stored answer (Idempotent-Replayed: true) ' +
+              'and writes nothing; the same key with a different request is 422 IDEMPOTENCY_KEY_REUSED.',
+            schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
+          }],
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { oneOf: requests }, examples } },
@@ -155,12 +175,12 @@ export function buildOpenApi() {
           responses: {
             200: {
               description: 'Success',
-              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' } },
+              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...replayed },
               content: { 'application/json': { schema: envelope(okByStatus[200]) } },
             },
             201: {
               description: 'Created (leads/create; working-leads/add of one new lead)',
-              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' } },
+              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...replayed },
               content: { 'application/json': { schema: envelope(okByStatus[201]) } },
             },
             ...errorResponses,
@@ -186,6 +206,10 @@ export function buildOpenApi() {
       },
       headers: {
         RequestId: { description: "The caller's x-request-id, or a new one", schema: { type: 'string' } },
+        IdempotentReplayed: {
+          description: 'true when the answer is the stored answer of an earlier request with the same Idempotency-Key',
+          schema: { type: 'string', const: 'true' },
+        },
       },
     },
   };

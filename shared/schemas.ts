@@ -334,6 +334,27 @@ export const UserSummary = z.object({
 });
 export const UserListOutput = z.object({ users: z.array(UserSummary), nextCursor: z.string().nullable() });
 
+// --- admin audit log ----------------------------------------------------------------------
+
+export const AuditListInput = z.strictObject({
+  ...AdminOption,
+  actorId: UserIdInput.optional(),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
+  cursor: z.string().max(200).optional().describe("the previous page's nextCursor (opaque)"),
+});
+export const AuditEntry = z.object({
+  id: z.number().int(),
+  at: Timestamp,
+  actorId: z.string(),
+  resource: z.string(),
+  action: z.string(),
+  targetId: z.string().nullable(),
+  userId: z.string().nullable(),
+  outcome: z.string().describe('OK or the error code of the answer'),
+  requestId: z.string().nullable(),
+});
+export const AuditListOutput = z.object({ entries: z.array(AuditEntry), nextCursor: z.string().nullable() });
+
 // --- the action table ----------------------------------------------------------------------
 
 /**
@@ -347,6 +368,8 @@ export interface ActionSpec {
   response: z.ZodType;
   status: 200 | 201;
   summary: string;
+  /** A write: accepts an Idempotency-Key (see functions/api/idempotency.ts); reads ignore it. */
+  write?: boolean;
 }
 const spec = <S extends ActionSpec>(s: S) => s;
 
@@ -380,6 +403,7 @@ export const ACTIONS = {
       response: LeadCreateOutput,
       status: 201,
       summary: 'Create a lead (201), or answer with its duplicate (200) under onDuplicate "return"',
+      write: true,
     }),
     update: spec({
       id: 'required',
@@ -387,6 +411,7 @@ export const ACTIONS = {
       response: LeadOutput,
       status: 200,
       summary: 'Change some fields of a lead',
+      write: true,
     }),
     delete: spec({
       id: 'required',
@@ -394,6 +419,7 @@ export const ACTIONS = {
       response: LeadDeleteOutput,
       status: 200,
       summary: 'Delete a lead for good',
+      write: true,
     }),
     history: spec({
       id: 'required',
@@ -417,6 +443,7 @@ export const ACTIONS = {
       response: WorkingAddOutput,
       status: 201,
       summary: 'Add one lead (201, or 200 if already there) or a batch (200)',
+      write: true,
     }),
     remove: spec({
       id: 'none',
@@ -424,6 +451,7 @@ export const ACTIONS = {
       response: WorkingRemoveOutput,
       status: 200,
       summary: 'Take a lead out of the working set',
+      write: true,
     }),
     mute: spec({
       id: 'none',
@@ -431,6 +459,7 @@ export const ACTIONS = {
       response: MuteOutput,
       status: 200,
       summary: 'Mute or unmute a working lead',
+      write: true,
     }),
     'mute-status': spec({
       id: 'none',
@@ -475,6 +504,7 @@ export const ACTIONS = {
       response: CurrentAgentOutput,
       status: 201,
       summary: 'Create an agent (for the caller, or for userId by an admin)',
+      write: true,
     }),
     update: spec({
       id: 'none',
@@ -482,6 +512,7 @@ export const ACTIONS = {
       response: CurrentAgentOutput,
       status: 200,
       summary: 'Rename an agent or change its contact; maxWorkingLeads: admin in adminMode only',
+      write: true,
     }),
     delete: spec({
       id: 'none',
@@ -489,6 +520,7 @@ export const ACTIONS = {
       response: AgentDeleteOutput,
       status: 200,
       summary: 'Delete an agent that has no leads',
+      write: true,
     }),
   },
   users: {
@@ -498,6 +530,15 @@ export const ACTIONS = {
       response: UserListOutput,
       status: 200,
       summary: 'Users with their agent and lead counts (admin in adminMode only)',
+    }),
+  },
+  audit: {
+    list: spec({
+      id: 'none',
+      data: AuditListInput,
+      response: AuditListOutput,
+      status: 200,
+      summary: 'Admin-mode requests, newest first (internal admins in adminMode only)',
     }),
   },
 } as const;

@@ -104,6 +104,8 @@ async function prepare(action: string, t: Target, adminMode: boolean) {
       return { data: { agentId: t.agent, ...mode } };
     case 'users/list':
       return { data: { searchTerm: t.user.id, ...mode } };
+    case 'audit/list':
+      return { data: { actorId: t.user.id, ...mode } };
   }
   throw new Error(`no request for ${action}`);
 }
@@ -124,8 +126,8 @@ function showsNothing(data: Record<string, unknown>): boolean {
 }
 
 describe('authorization matrix', () => {
-  it('has 23 actions × 18 caller/target cells', () => {
-    expect(table).toHaveLength(23);
+  it('has 24 actions × 18 caller/target cells', () => {
+    expect(table).toHaveLength(24);
     for (const row of table) expect(row).toHaveLength(1 + COLUMNS.length);
   });
 

@@ -35,9 +35,15 @@ describe('docs/openapi.json', () => {
       '405',
       '409',
       '413',
+      '422',
       '500',
       '503',
     ]);
+    // Writes take an Idempotency-Key; every answer may say it was replayed.
+    expect(post.parameters).toEqual([expect.objectContaining({ name: 'Idempotency-Key', in: 'header' })]);
+    expect(post.parameters[0].description).toContain('leads/create');
+    expect(post.responses['201'].headers).toHaveProperty('Idempotent-Replayed');
+    expect(post.responses['409'].headers).toHaveProperty('Idempotent-Replayed');
   });
 
   it('has examples that validate against their JSON Schema, exactly one request schema, and zod', () => {

@@ -11,6 +11,8 @@ export interface Ctx {
   claims: Claims;
   /** The response's x-request-id. */
   requestId?: string;
+  /** The raw Idempotency-Key header, if any (checked only for writes). */
+  idempotencyKey?: string | null;
 }
 
 /** What a handler returns: the response `data`, and a status when it differs from the action's. */

@@ -6,7 +6,15 @@ import type { Claims } from '../../shared/auth.ts';
 import type { Db } from '../../shared/db.ts';
 import { fromDatabaseError, sqlstateOf } from '../../shared/db-errors.ts';
 import { ApiError } from '../../shared/errors.ts';
-import { corsHeaders, failure, readBody, refuseDeclaredOversize, requestIdOf, success } from '../../shared/http.ts';
+import {
+  corsHeaders,
+  failure,
+  jsonResponse,
+  readBody,
+  refuseDeclaredOversize,
+  requestIdOf,
+} from '../../shared/http.ts';
+import { recordAdminMode } from './audit.ts';
 import { route, type Routed } from './router.ts';
 
 /**
@@ -51,6 +59,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const requestId = requestIdOf(req);
     const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     const routed: Routed = {};
+    let claims: Claims | undefined;
+    let response: Response;
+    let outcome = 'OK';
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
       if (req.method !== 'POST') {
@@ -59,10 +70,16 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       }
       // A body declared too large is refused before the token is even looked at.
       await refuseDeclaredOversize(req);
-      const claims = await deps.verify(req.headers.get('authorization'));
+      claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
-      const { status, data } = await route({ db: deps.db, claims, requestId }, text, routed);
-      return success(status, data, headers);
+      const idempotencyKey = req.headers.get('idempotency-key');
+      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed);
+      if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
+      response = jsonResponse(
+        answer.status,
+        answer.body,
+        answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,
+      );
     } catch (err) {
       const apiError = fromDatabaseError(err);
       const cause = apiError.cause ?? err;
@@ -73,7 +90,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         logError({
           level: apiError.status >= 500 ? 'error' : 'warn',
           requestId,
-          ...routed,
+          resource: routed.resource,
+          action: routed.action,
           status: apiError.status,
           code: String(apiError.code),
           sqlstate,
@@ -81,7 +99,26 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           error: describe(cause),
         });
       }
-      return failure(apiError, headers);
+      outcome = String(apiError.code);
+      response = failure(apiError, headers);
     }
+    if (routed.adminMode && claims) {
+      // In a transaction of its own, after the request's: a denied request's entry survives the
+      // rollback of the request. A failed write of the entry is logged for the operator.
+      await recordAdminMode(deps.db, { claims, requestId }, routed.adminMode, outcome).catch((err) =>
+        logError({
+          level: 'error',
+          requestId,
+          resource: routed.resource,
+          action: routed.action,
+          status: response.status,
+          code: 'AUDIT_WRITE_FAILED',
+          sqlstate: sqlstateOf(err) || undefined,
+          durationMs: Math.round(performance.now() - started),
+          error: describe(err),
+        })
+      );
+    }
+    return response;
   };
 }

@@ -6,6 +6,8 @@ import { leadsHandlers as leads } from './leads.ts';
 import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
+import { auditHandlers as audit } from './audit.ts';
+import { type Answer, checkKey, requestHash, runIdempotent } from './idempotency.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
@@ -42,6 +44,9 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
   users: {
     list: action(ACTIONS.users.list, users.list),
   },
+  audit: {
+    list: action(ACTIONS.audit.list, audit.list),
+  },
 };
 
 const TABLE: Record<string, Record<string, Route>> = ROUTES;
@@ -49,19 +54,46 @@ const TABLE: Record<string, Record<string, Route>> = ROUTES;
 const own = <T>(table: Record<string, T>, key: string): T | undefined =>
   Object.hasOwn(table, key) ? table[key] : undefined;
 
-/** What the router learnt of a request, for the log line of a failure. */
+/** What the router learnt of a request, for the log line of a failure and the audit entry. */
 export interface Routed {
   resource?: string;
   action?: string;
+  /** Set when the body sent `data.adminMode: true`, valid or not: the request is audited. */
+  adminMode?: AdminModeRequest;
 }
 
-export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<{ status: number; data: unknown }> {
+/** What an audit entry records of the request, read from the raw body (it may be invalid). */
+export interface AdminModeRequest {
+  resource: string;
+  action: string;
+  targetId: string | null;
+  userId: string | null;
+}
+
+const textOf = (v: unknown): string | null =>
+  typeof v === 'string' ? v.slice(0, 200) : typeof v === 'number' ? String(v) : null;
+
+function adminModeRequest(body: unknown): AdminModeRequest | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const b = body as Record<string, unknown>;
+  const data = b.data as Record<string, unknown> | null | undefined;
+  if (data === null || typeof data !== 'object' || data.adminMode !== true) return undefined;
+  return {
+    resource: textOf(b.resource) ?? '',
+    action: textOf(b.action) ?? '',
+    targetId: textOf(b.id) ?? textOf(data.leadId) ?? textOf(data.agentId),
+    userId: textOf(data.userId),
+  };
+}
+
+export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<Answer> {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw validationError('Body is not valid JSON', [{ path: '', message: 'expected a JSON object' }]);
   }
+  routed.adminMode = adminModeRequest(body);
   const top = RequestBody.safeParse(body);
   if (!top.success) throw validationError('Invalid request', issuesOf(top.error, ''));
   const { resource, action: name, id, data } = top.data;
@@ -90,6 +122,15 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promis
     throw validationError('Invalid request', [{ path: 'id', message: `${resource}/${name} takes no id` }]);
   }
 
-  const reply = await found.run(ctx, data ?? {}, leadId);
-  return { status: reply.status ?? found.spec.status, data: reply.data };
+  const run = async (ctx: Ctx) => {
+    const reply = await found.run(ctx, data ?? {}, leadId);
+    return { status: reply.status ?? found.spec.status, data: reply.data };
+  };
+  // Reads ignore the key; a write with one runs under it.
+  if (found.spec.write && ctx.idempotencyKey != null) {
+    const key = checkKey(ctx.idempotencyKey);
+    return runIdempotent(ctx, key, await requestHash({ resource, action: name, id, data }), run);
+  }
+  const { status, data: out } = await run(ctx);
+  return { status, body: { success: true, data: out }, replayed: false };
 }
