@@ -1,5 +1,6 @@
 // The one table from SQLSTATE to contract code (shared/db-errors.ts) against what the migrations
-// raise and what docs/sqlstates.md promises: a new custom code must be mapped and documented.
+// raise and what docs/sqlstates.md promises: a new custom code (ours are class L…) must be mapped and
+// documented. (A 42501 raised as a guard against a call without a user is a Postgres code: a 500.)
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { connectionLost, fromDatabaseError } from '../shared/db-errors.ts';
@@ -7,7 +8,7 @@ import { connectionLost, fromDatabaseError } from '../shared/db-errors.ts';
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 const raised = new Set(
   readdirSync(new URL('../supabase/migrations', import.meta.url))
-    .flatMap((f) => [...read(`supabase/migrations/${f}`).matchAll(/errcode\s*=\s*'([0-9A-Z]{5})'/g)].map((m) => m[1])),
+    .flatMap((f) => [...read(`supabase/migrations/${f}`).matchAll(/errcode\s*=\s*'(L[0-9A-Z]{4})'/g)].map((m) => m[1])),
 );
 const documented = new Set([...read('docs/sqlstates.md').matchAll(/^\| `([0-9A-Z]{5})` \|/gm)].map((m) => m[1]));
 
