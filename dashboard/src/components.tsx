@@ -1,0 +1,26 @@
+import { ApiError } from './api.ts';
+
+/** Every failure shows the contract's code, its message and the request id to quote to support. */
+export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
+  if (!error) return null;
+  const e = error instanceof ApiError ? error : new ApiError('INTERNAL_ERROR', String((error as Error)?.message ?? error));
+  return (
+    <div role="alert" className="error">
+      {title && <strong>{title}: </strong>}
+      <code className="error-code">{e.code}</code> <span className="error-message">{e.message}</span>
+      <div className="error-request">Request id: <code>{e.requestId ?? 'none (no response)'}</code></div>
+    </div>
+  );
+}
+
+export const Loading = ({ what }: { what: string }) => (
+  <p role="status" className="muted">Loading {what}…</p>
+);
+
+export const Empty = ({ children }: { children: React.ReactNode }) => <p className="empty">{children}</p>;
+
+export const Unavailable = ({ what }: { what: string }) => (
+  <p className="empty">{what} is not available in this version of the api client.</p>
+);
+
+export const fmtDate = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString() : '—');
