@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { deployed, supabaseAuth } from './api.ts';
-import { ErrorBox } from './components.tsx';
+import { ErrorBox, Select } from './components.tsx';
 import { future } from './future.ts';
 import { type Session, SessionContext, useSession } from './session.tsx';
 import { fromSupabaseSession, SignIn } from './SignIn.tsx';
@@ -129,13 +129,10 @@ function UserPicker({ value, onChange }: { value?: string; onChange: (id: string
       <label>
         Find user <input type="search" value={term} onChange={(e) => setTerm(e.target.value)} />
       </label>
-      <label>
-        User{' '}
-        <select value={value ?? ''} onChange={(e) => onChange(e.target.value || undefined)}>
-          <option value="">All users</option>
-          {users.data?.users.map((u) => <option key={u.id} value={u.id}>{u.email ?? u.id} ({u.leadCount} leads)</option>)}
-        </select>
-      </label>
+      <Select label="User" value={value ?? ''} onChange={(v) => onChange(v || undefined)}>
+        <option value="">All users</option>
+        {users.data?.users.map((u) => <option key={u.id} value={u.id}>{u.email ?? u.id} ({u.leadCount} leads)</option>)}
+      </Select>
       <ErrorBox error={users.error} />
     </span>
   );

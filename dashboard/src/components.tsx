@@ -1,3 +1,4 @@
+import { useId } from 'react';
 import { ApiError } from './api.ts';
 
 /** Every failure shows the contract's code, its message and the request id to quote to support. */
@@ -24,3 +25,25 @@ export const Unavailable = ({ what }: { what: string }) => (
 );
 
 export const fmtDate = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString() : '—');
+
+/**
+ * A select with its own label element: a select nested in its label would add the chosen
+ * option's text to the label's name ("Agent All agents"), which screen readers read twice.
+ */
+export function Select(
+  { label, value, onChange, children, disabled }: {
+    label: string;
+    value: string;
+    onChange: (v: string) => void;
+    children: React.ReactNode;
+    disabled?: boolean;
+  },
+) {
+  const id = useId();
+  return (
+    <span className="field">
+      <label htmlFor={id}>{label}</label>{' '}
+      <select id={id} value={value} onChange={(e) => onChange(e.target.value)} disabled={disabled}>{children}</select>
+    </span>
+  );
+}

@@ -1,4 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
+import { Select } from '../components.tsx';
 import { scopeOf, useSession } from '../session.tsx';
 
 /** The agents the caller may use (sales-agents/list, scoped like leads in admin mode). */
@@ -18,13 +19,10 @@ export function AgentSelect(
 ) {
   const agents = useAgents();
   return (
-    <label>
-      {label}{' '}
-      <select value={value} onChange={(e) => onChange(e.target.value)} disabled={agents.isLoading}>
-        {allowAll && <option value="">All agents</option>}
-        {!allowAll && !value && <option value="">Choose an agent</option>}
-        {agents.data?.agents.map((a) => <option key={a.id} value={a.id}>{a.name}</option>)}
-      </select>
-    </label>
+    <Select label={label} value={value} onChange={onChange} disabled={agents.isLoading}>
+      {allowAll && <option value="">All agents</option>}
+      {!allowAll && !value && <option value="">Choose an agent</option>}
+      {agents.data?.agents.map((a) => <option key={a.id} value={a.id}>{a.name}</option>)}
+    </Select>
   );
 }

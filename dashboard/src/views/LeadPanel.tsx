@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, type Api, type LeadT } from '../api.ts';
-import { ErrorBox, fmtDate, Loading } from '../components.tsx';
+import { ErrorBox, fmtDate, Loading, Select } from '../components.tsx';
 import { future } from '../future.ts';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
 import { AgentSelect } from './AgentSelect.tsx';
@@ -94,20 +94,14 @@ export function LeadPanel(
           <label>Name <input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></label>
           <label>Email <input value={form.email} onChange={(e) => setForm({ ...form, email: e.target.value })} /></label>
           <label>Phone <input value={form.phone} onChange={(e) => setForm({ ...form, phone: e.target.value })} /></label>
-          <label>
-            Lead status{' '}
-            <select value={form.status} onChange={(e) => setForm({ ...form, status: e.target.value })}>
-              <option value="">(none)</option>
-              {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
-            </select>
-          </label>
-          <label>
-            Lead priority{' '}
-            <select value={form.priority} onChange={(e) => setForm({ ...form, priority: e.target.value })}>
-              <option value="">(none)</option>
-              {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
-            </select>
-          </label>
+          <Select label="Lead status" value={form.status} onChange={(v) => setForm({ ...form, status: v })}>
+            <option value="">(none)</option>
+            {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
+          <Select label="Lead priority" value={form.priority} onChange={(v) => setForm({ ...form, priority: v })}>
+            <option value="">(none)</option>
+            {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
           <AgentSelect
             label="Lead agent"
             value={form.agent_id}

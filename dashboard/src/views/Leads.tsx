@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { Api } from '../api.ts';
-import { Empty, ErrorBox, fmtDate, Loading } from '../components.tsx';
+import { Empty, ErrorBox, fmtDate, Loading, Select } from '../components.tsx';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
 import { AgentSelect } from './AgentSelect.tsx';
 import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
@@ -88,20 +88,14 @@ export function Leads() {
           <label>
             Search <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
           </label>
-          <label>
-            Status{' '}
-            <select value={status} onChange={(e) => setStatus(e.target.value)}>
-              <option value="">Any</option>
-              {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
-            </select>
-          </label>
-          <label>
-            Priority{' '}
-            <select value={priority} onChange={(e) => setPriority(e.target.value)}>
-              <option value="">Any</option>
-              {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
-            </select>
-          </label>
+          <Select label="Status" value={status} onChange={setStatus}>
+            <option value="">Any</option>
+            {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
+          <Select label="Priority" value={priority} onChange={setPriority}>
+            <option value="">Any</option>
+            {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
           <AgentSelect label="Agent" value={agentId} onChange={setAgentId} />
           <button onClick={() => setPanel({ kind: 'new' })}>New lead</button>
         </div>

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { ErrorBox, Loading } from '../components.tsx';
+import { ErrorBox, Loading, Select } from '../components.tsx';
 import { scopeOf, useSession } from '../session.tsx';
 import { AgentSelect } from './AgentSelect.tsx';
 
@@ -27,12 +27,9 @@ export function Overview() {
     <section aria-labelledby="overview-h">
       <h1 id="overview-h">Overview</h1>
       <div className="filters">
-        <label>
-          Date range{' '}
-          <select value={dateRange} onChange={(e) => setDateRange(e.target.value as Range)}>
-            {RANGES.map(([v, l]) => <option key={v} value={v}>{l}</option>)}
-          </select>
-        </label>
+        <Select label="Date range" value={dateRange} onChange={(v) => setDateRange(v as Range)}>
+          {RANGES.map(([v, l]) => <option key={v} value={v}>{l}</option>)}
+        </Select>
         <AgentSelect label="Agent" value={agentId} onChange={setAgentId} />
       </div>
       <ErrorBox error={stats.error} title="Could not load stats" />
