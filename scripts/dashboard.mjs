@@ -38,8 +38,27 @@ export function dashboardIsStale() {
 export async function buildDashboard({ force = false, quiet = false } = {}) {
   if (!force && !dashboardIsStale()) return false;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITE_')));
-  await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', dashboardDir], {
+  await viteBuild({ outDir: distDir, env, quiet });
+  writeFileSync(LOCAL_MARK, new Date().toISOString());
+  return true;
+}
+
+/**
+ * `vite build` of dashboard/ into `outDir` with exactly `env` (a deployed build sets
+ * VITE_SUPABASE_URL and VITE_SUPABASE_PUBLISHABLE_KEY there).
+ * @param {{ outDir: string, env: Record<string, string | undefined>, quiet?: boolean }} opts
+ */
+export function viteBuild({ outDir, env, quiet = false }) {
+  const args = [
+    join(root, 'node_modules/vite/bin/vite.js'),
+    'build',
+    dashboardDir,
+    '--outDir',
+    outDir,
+    '--emptyOutDir',
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
       cwd: root,
       env,
       stdio: ['ignore', quiet ? 'pipe' : 'inherit', quiet ? 'pipe' : 'inherit'],
@@ -50,8 +69,6 @@ export async function buildDashboard({ force = false, quiet = false } = {}) {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`vite build failed (${code}):\n${output}`))));
   });
-  writeFileSync(LOCAL_MARK, new Date().toISOString());
-  return true;
 }
 
 const TYPES = {
@@ -66,19 +83,20 @@ const TYPES = {
 
 /**
  * Serves dashboard/dist with an SPA fallback, plus the local demo session.
- * @param {{ port: number, apiUrl: string, tokens: { user: string, admin: string } }} opts
+ * Without `tokens` (a deployed build under test) there is no demo session, as on a static host.
+ * @param {{ port: number, apiUrl?: string, tokens?: { user: string, admin: string }, dir?: string }} opts
  * @returns {Promise<{ url: string, close: () => Promise<void> }>}
  */
-export function serveDashboard({ port, apiUrl, tokens }) {
-  const session = JSON.stringify({ apiUrl, user: tokens.user, admin: tokens.admin });
+export function serveDashboard({ port, apiUrl, tokens, dir = distDir }) {
+  const session = tokens ? JSON.stringify({ apiUrl, user: tokens.user, admin: tokens.admin }) : null;
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
-    if (path === '/local/demo-session.json') {
+    if (path === '/local/demo-session.json' && session) {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       return res.end(session);
     }
-    let file = normalize(join(distDir, path));
-    if (!file.startsWith(distDir + sep) && file !== distDir) {
+    let file = normalize(join(dir, path));
+    if (!file.startsWith(dir + sep) && file !== dir) {
       res.writeHead(404);
       return res.end();
     }
@@ -88,7 +106,7 @@ export function serveDashboard({ port, apiUrl, tokens }) {
         res.writeHead(404);
         return res.end();
       }
-      file = join(distDir, 'index.html');
+      file = join(dir, 'index.html');
     }
     const hashed = path.startsWith('/assets/');
     res.writeHead(200, {

@@ -1,11 +1,11 @@
 // The admin dashboard end to end: the built app in Debian's chromium, the api under real Deno,
 // the test database behind it. Each test drives the UI and checks the api or the database.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDashboard, serveDashboard } from '../../scripts/dashboard.mjs';
+import { buildDashboard, serveDashboard, viteBuild } from '../../scripts/dashboard.mjs';
 import { root } from '../../scripts/deno.mjs';
 import {
   adminSql,
@@ -230,6 +230,39 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await page.getByRole('switch', { name: 'Admin mode' }).uncheck();
     await page.getByText('No leads match.').waitFor();
     await page.close();
+  });
+});
+
+describe('a deployed build', { timeout: 120_000 }, () => {
+  it('signs in with Supabase Auth only: no demo buttons, no tokens in the bundle', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'dash-deployed-'));
+    await viteBuild({
+      outDir,
+      env: {
+        PATH: process.env.PATH,
+        VITE_SUPABASE_URL: 'https://project-ref.supabase.co',
+        VITE_SUPABASE_PUBLISHABLE_KEY: 'sb_publishable_not_a_real_key',
+      },
+      quiet: true,
+    });
+    const bundle = readdirSync(join(outDir, 'assets')).map((f) => readFileSync(join(outDir, 'assets', f), 'utf8'))
+      .join();
+    expect(bundle).toContain('https://project-ref.supabase.co');
+    expect(bundle).not.toMatch(/eyJ[\w-]{10,}\.eyJ/); // no JWT of any kind
+    const deployed = await serveDashboard({ port: 0, dir: outDir });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(deployed.url);
+      await page.getByRole('button', { name: 'Email me a magic link' }).waitFor();
+      await page.getByLabel('Password').waitFor();
+      expect(await page.getByRole('button', { name: /demo/i }).count()).toBe(0);
+      await expectAccessible(page, 'deployed sign-in');
+      await shot(page, 'sign-in-deployed');
+      await page.close();
+    } finally {
+      await deployed.close();
+      rmSync(outDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -44,6 +44,7 @@ export function Agents() {
       <ErrorBox error={create.error} title="Could not create the agent" />
       <ErrorBox error={agents.error} title="Could not load agents" />
       {agents.isLoading && <Loading what="agents" />}
+      {agents.waitsForUser && <Empty>Pick a user (next to Admin mode) to list their agents.</Empty>}
       {agents.data && agents.data.agents.length === 0 && <Empty>No agents yet.</Empty>}
       {agents.data && agents.data.agents.length > 0 && (
         <table aria-label="Agents">

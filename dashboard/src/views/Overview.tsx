@@ -1,9 +1,10 @@
-import { useState } from 'react';
+import { lazy, Suspense, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
-import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { ErrorBox, Loading, Select } from '../components.tsx';
 import { scopeOf, useSession } from '../session.tsx';
 import { AgentSelect } from './AgentSelect.tsx';
+
+const StatusChart = lazy(() => import('./StatusChart.tsx'));
 
 const STATUSES = ['new', 'contacted', 'qualified', 'converted'] as const;
 const RANGES = [['all', 'All time'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['90d', 'Last 90 days']] as const;
@@ -53,15 +54,9 @@ export function Overview() {
             : (
               <figure className="chart" aria-label="Leads by status">
                 <figcaption>Leads by status</figcaption>
-                <ResponsiveContainer width="100%" height={260}>
-                  <BarChart data={chart}>
-                    <CartesianGrid strokeDasharray="3 3" />
-                    <XAxis dataKey="status" />
-                    <YAxis allowDecimals={false} />
-                    <Tooltip />
-                    <Bar dataKey="leads" fill="#2563eb" isAnimationActive={false} />
-                  </BarChart>
-                </ResponsiveContainer>
+                <Suspense fallback={<Loading what="the chart" />}>
+                  <StatusChart data={chart} />
+                </Suspense>
               </figure>
             )}
         </>

@@ -50,6 +50,7 @@ export function WorkingSet() {
         <AgentSelect label="Agent" value={agentId} onChange={setAgentId} allowAll={false} />
       </div>
       <ErrorBox error={agents.error} title="Could not load agents" />
+      {agents.waitsForUser && <Empty>Pick a user (next to Admin mode) to see their agents' working sets.</Empty>}
       {agents.data && agents.data.agents.length === 0 && <Empty>No agents yet: create one under Agents.</Empty>}
       {agentId && (
         <>
