@@ -47,3 +47,5 @@ export function Select(
     </span>
   );
 }
+
+export const fmtDay = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleDateString() : '—');

@@ -60,7 +60,7 @@ async function signedIn(as: 'user' | 'admin', view = 'overview'): Promise<Page> 
   return page;
 }
 
-const shot = (page: Page, name: string) => page.screenshot({ path: join(shotDir, `${name}.png`), fullPage: true });
+const shot = (page: Page, name: string) => page.screenshot({ path: join(shotDir, `${name}.png`) });
 
 describe('dashboard in chromium', { timeout: 90_000 }, () => {
   it("signs in as the demo user and shows a Total equal to the api's own stats", async () => {

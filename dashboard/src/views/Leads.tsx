@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { Api } from '../api.ts';
-import { Empty, ErrorBox, fmtDate, Loading, Select } from '../components.tsx';
+import { Empty, ErrorBox, fmtDay, Loading, Select } from '../components.tsx';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
-import { AgentSelect } from './AgentSelect.tsx';
+import { AgentSelect, useAgents } from './AgentSelect.tsx';
 import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
 
 const PAGE_SIZE = 25;
@@ -34,6 +34,8 @@ export function Leads() {
   const [panel, setPanel] = useState<PanelMode | null>(null);
   const [batchAgent, setBatchAgent] = useState('');
 
+  const agents = useAgents();
+  const agentName = new Map(agents.data?.agents.map((a) => [a.id, a.name]));
   const scope = scopeOf(s);
   const filters = {
     ...(term ? { searchTerm: term } : {}),
@@ -178,8 +180,8 @@ export function Leads() {
                   <td>{l.phone ?? '—'}</td>
                   <td>{l.status ?? '—'}</td>
                   <td>{l.priority ?? '—'}</td>
-                  <td>{l.agent_id}</td>
-                  <td>{fmtDate(l.created_at)}</td>
+                  <td>{agentName.get(l.agent_id) ?? l.agent_id}</td>
+                  <td>{fmtDay(l.created_at)}</td>
                 </tr>
               ))}
             </tbody>
