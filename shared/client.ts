@@ -110,6 +110,12 @@ export function createApiClient(supabase: InvokesFunctions, options: { functionN
       list: (data?: In<'sales-agents', 'list'>) => invoke('sales-agents', 'list', { data }),
       quota: (data?: In<'sales-agents', 'quota'>) => invoke('sales-agents', 'quota', { data }),
       byLead: (data: In<'sales-agents', 'by-lead'>) => invoke('sales-agents', 'by-lead', { data }),
+      create: (data: In<'sales-agents', 'create'>) => invoke('sales-agents', 'create', { data }),
+      update: (data: In<'sales-agents', 'update'>) => invoke('sales-agents', 'update', { data }),
+      delete: (data: In<'sales-agents', 'delete'>) => invoke('sales-agents', 'delete', { data }),
+    },
+    users: {
+      list: (data?: In<'users', 'list'>) => invoke('users', 'list', { data }),
     },
   };
 }

@@ -161,6 +161,7 @@ export function toApiError(err: unknown): ApiError {
       String(e.message ?? 'Not found').replace(/^./, (c) => c.toUpperCase()),
     );
   }
+  if (code === 'LC409') return new ApiError('CONFLICT', 'Agent still has leads; move or delete them first');
   if (code === 'LA403') return new ApiError('FORBIDDEN', String(e.message));
   if (code === '42501') return new ApiError('FORBIDDEN', 'Not allowed to use this agent');
   if (code === 'LA422') {

@@ -32,6 +32,12 @@ export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { 
     list: {},
     quota: {},
     'by-lead': { data: { leadId: 42 } },
+    create: { data: { name: 'Outbound agent', email: 'outbound@example.com' } },
+    update: { data: { agentId: 'agent-dana-2', name: 'Renamed agent' } },
+    delete: { data: { agentId: 'agent-dana-2' } },
+  },
+  users: {
+    list: { data: { adminMode: true, searchTerm: 'example.com', limit: 25 } },
   },
 };
 

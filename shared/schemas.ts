@@ -189,6 +189,26 @@ export const WorkingMuteInput = z.strictObject({ ...OneLead, muted: z.boolean() 
 export const ActingAgentInput = z.strictObject(ActingAgent);
 export const AgentListInput = z.strictObject(ScopeOptions);
 export const ByLeadInput = z.strictObject({ ...AdminOption, leadId: LeadIdInput });
+export const AgentCreateInput = z.strictObject({
+  name: text(LIMITS.shortText).min(1),
+  email: text(LIMITS.email).nullable().optional(),
+  phone: text(LIMITS.phone).nullable().optional(),
+  ...ScopeOptions,
+});
+const AGENT_EDITABLE = ['name', 'email', 'phone', 'maxWorkingLeads'] as const;
+export const AgentUpdateInput = z
+  .strictObject({
+    agentId: AgentIdInput,
+    name: text(LIMITS.shortText).min(1).optional(),
+    email: text(LIMITS.email).nullable().optional(),
+    phone: text(LIMITS.phone).nullable().optional(),
+    maxWorkingLeads: z.number().int().min(0).max(10_000).optional(),
+    ...AdminOption,
+  })
+  .refine((d) => AGENT_EDITABLE.some((k) => d[k] !== undefined), {
+    message: 'give at least one of name, email, phone, maxWorkingLeads',
+  });
+export const AgentDeleteInput = z.strictObject({ agentId: AgentIdInput, ...AdminOption });
 
 export const Quota = z.object({
   maxWorkingLeads: z.number().int(),
@@ -228,6 +248,23 @@ export const WorkingRemoveOutput = z.object({ leadId: z.number().int(), removed:
 export const MuteOutput = z.object({ leadId: z.number().int(), muted: z.boolean() });
 export const CurrentAgentOutput = z.object({ agent: Agent });
 export const AgentsOutput = z.object({ agents: z.array(Agent) });
+export const AgentDeleteOutput = z.object({ agentId: z.string(), deleted: z.literal(true) });
+
+// --- users (admin directory) ---------------------------------------------------------------------
+
+export const UserListInput = z.strictObject({
+  searchTerm: text(LIMITS.searchTerm).optional(),
+  limit: z.number().int().min(1).max(100).default(25),
+  cursor: z.string().min(1).max(1000).optional(),
+  ...AdminOption,
+});
+export const UserSummary = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  agentCount: z.number().int(),
+  leadCount: z.number().int(),
+});
+export const UserListOutput = z.object({ users: z.array(UserSummary), nextCursor: z.string().nullable() });
 
 // --- the action table ----------------------------------------------------------------------
 
@@ -351,6 +388,36 @@ export const ACTIONS = {
       status: 200,
       summary: 'Agents working a lead',
     }),
+    create: spec({
+      id: 'none',
+      data: AgentCreateInput,
+      response: CurrentAgentOutput,
+      status: 201,
+      summary: 'Create an agent (for the caller, or for userId by an admin)',
+    }),
+    update: spec({
+      id: 'none',
+      data: AgentUpdateInput,
+      response: CurrentAgentOutput,
+      status: 200,
+      summary: 'Rename an agent or change its contact; maxWorkingLeads: admin in adminMode only',
+    }),
+    delete: spec({
+      id: 'none',
+      data: AgentDeleteInput,
+      response: AgentDeleteOutput,
+      status: 200,
+      summary: 'Delete an agent that has no leads',
+    }),
+  },
+  users: {
+    list: spec({
+      id: 'none',
+      data: UserListInput,
+      response: UserListOutput,
+      status: 200,
+      summary: 'Users with their agent and lead counts (admin in adminMode only)',
+    }),
   },
 } as const;
 
@@ -380,3 +447,4 @@ export type LeadT = z.output<typeof Lead>;
 export type LeadSummaryT = z.output<typeof LeadSummary>;
 export type AgentT = z.output<typeof Agent>;
 export type QuotaT = z.output<typeof Quota>;
+export type UserSummaryT = z.output<typeof UserSummary>;

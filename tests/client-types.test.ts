@@ -26,6 +26,14 @@ function wrongPayloads() {
   client.workingLeads.add({ leadId: 1, leadIds: [2] });
   // @ts-expect-error by-lead needs a leadId
   client.salesAgents.byLead({});
+  // @ts-expect-error an agent needs a name
+  client.salesAgents.create({ email: 'a@b.c' });
+  // @ts-expect-error update names the agent
+  client.salesAgents.update({ name: 'x' });
+  // @ts-expect-error maxWorkingLeads is a number
+  client.salesAgents.update({ agentId: 'a', maxWorkingLeads: '5' });
+  // @ts-expect-error users/list limit is a number
+  client.users.list({ limit: '5' });
   // @ts-expect-error no such action
   client.invoke('leads', 'archive');
   // @ts-expect-error no such resource
@@ -43,6 +51,15 @@ describe('client types', () => {
     expectTypeOf<Awaited<ReturnType<ApiClient['salesAgents']['quota']>>>().toEqualTypeOf<
       { maxWorkingLeads: number; currentWorkingLeads: number; remainingWorkingLeads: number }
     >();
+    expectTypeOf<Awaited<ReturnType<ApiClient['salesAgents']['create']>>['agent']['max_working_leads']>()
+      .toEqualTypeOf<number>();
+    expectTypeOf<Awaited<ReturnType<ApiClient['salesAgents']['delete']>>>().toEqualTypeOf<
+      { agentId: string; deleted: true }
+    >();
+    expectTypeOf<Awaited<ReturnType<ApiClient['users']['list']>>>().toEqualTypeOf<{
+      users: { id: string; email: string | null; agentCount: number; leadCount: number }[];
+      nextCursor: string | null;
+    }>();
     type Add = ApiClient['workingLeads']['add'];
     const one = (add: Add) => add({ leadId: 1 });
     const many = (add: Add) => add({ leadIds: [1] });

@@ -17,6 +17,9 @@ const WRITES = new Set([
   'working-leads/add',
   'working-leads/remove',
   'working-leads/mute',
+  'sales-agents/create',
+  'sales-agents/update',
+  'sales-agents/delete',
 ]);
 
 let user: TestUser, other: TestUser;
@@ -61,6 +64,10 @@ const bases = () => [
   { resource: 'sales-agents', action: 'list', data: {} },
   { resource: 'sales-agents', action: 'quota', data: {} },
   { resource: 'sales-agents', action: 'by-lead', data: { leadId: leads[0] } },
+  { resource: 'sales-agents', action: 'create', data: { name: 'Fuzz agent', email: 'a@x.test', phone: '1' } },
+  { resource: 'sales-agents', action: 'update', data: { agentId: agent, name: 'Fuzz agent', phone: null } },
+  { resource: 'sales-agents', action: 'delete', data: { agentId: agent } },
+  { resource: 'users', action: 'list', data: { searchTerm: 'x', limit: 5, cursor: 'WyJhIiwiYiJd' } },
 ];
 
 /** Every path to a leaf or object in a request, as key lists. */
@@ -149,7 +156,7 @@ async function checksum(): Promise<string> {
                          where agent_id in (${agent}, ${otherAgent})), '')
             || coalesce((select string_agg(w::text, ',' order by lead_id) from public.working_leads w
                          where agent_id in (${agent}, ${otherAgent})), '')
-            || coalesce((select string_agg(a::text, ',') from public.agents a where id in (${agent}, ${otherAgent})), '')) as c`;
+            || coalesce((select string_agg(a::text, ',' order by id) from public.agents a where id in (${agent}, ${otherAgent})), '')) as c`;
   return c;
 }
 
@@ -184,7 +191,7 @@ describe('fuzzing the api', () => {
             requiredKeys: [],
           }),
           fc.record({
-            resource: fc.constantFrom('leads', 'working-leads', 'sales-agents'),
+            resource: fc.constantFrom('leads', 'working-leads', 'sales-agents', 'users'),
             action: fc.constantFrom(
               'stats',
               'all',

@@ -4,7 +4,9 @@ import { ACTIONS, LeadIdInput, RequestBody } from '../../shared/schemas.ts';
 import { type FieldIssue, validationError } from '../../shared/errors.ts';
 import type { Ctx, Reply } from './context.ts';
 import { leadsHandlers } from './leads.ts';
-import { salesAgentsHandlers, workingLeadsHandlers } from './working-leads.ts';
+import { workingLeadsHandlers } from './working-leads.ts';
+import { salesAgentsHandlers } from './sales-agents.ts';
+import { usersHandlers } from './users.ts';
 
 // deno-lint-ignore no-explicit-any
 type Handler = (ctx: Ctx, params: any, id: number) => Promise<Reply>;
@@ -14,6 +16,7 @@ export const HANDLERS: Record<string, Record<string, Handler>> = {
   leads: leadsHandlers,
   'working-leads': workingLeadsHandlers,
   'sales-agents': salesAgentsHandlers,
+  users: usersHandlers,
 };
 
 /** At most this many issues, each message cut short: hostile input must not make a huge answer. */

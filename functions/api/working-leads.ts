@@ -1,32 +1,20 @@
 /**
- * The `working-leads` and `sales-agents` resources. Both act as one agent: `agentId` when given
- * (RLS decides whether the caller may use it), else the caller's primary agent. The quota lives
- * in SQL (`public.add_working_leads` and the insert trigger on working_leads), not here.
+ * The `working-leads` resource. It acts as one agent (see acting-agent.ts). The quota lives in SQL
+ * (`public.add_working_leads` and the insert trigger on working_leads), not here.
  */
 import type { ActionParams } from '../../shared/schemas.ts';
-import type { Tx } from '../../shared/db.ts';
-import { ApiError, notFound } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
-import { agentJson, workingLeadJson } from './projections.ts';
+
+import { ApiError } from '../../shared/errors.ts';
+import { type Ctx, type Reply } from './context.ts';
+import { workingLeadJson } from './projections.ts';
+import { actingAccess, actingAgent, agentNotFound } from './acting-agent.ts';
 
 type WParams<A extends 'list' | 'add' | 'remove' | 'mute' | 'mute-status'> = ActionParams<'working-leads', A>;
-type SParams<A extends 'current' | 'list' | 'quota' | 'by-lead'> = ActionParams<'sales-agents', A>;
 
-/**
- * A one-row subquery naming the acting agent: the given id if visible (RLS: owned, or any in
- * admin mode), else the caller's earliest-created agent, ties broken by id.
- */
-const actingAgent = (tx: Tx, ctx: Ctx, agentId: string | undefined) =>
-  agentId !== undefined
-    ? tx`(select a.id from public.agents a where a.id = ${agentId})`
-    : tx`(select a.id from public.agents a where a.user_id = ${ctx.claims.sub}::uuid
-          order by a.created_at, a.id limit 1)`;
-
-const agentNotFound = () => notFound('Agent');
 const notWorking = () => new ApiError('NOT_FOUND', 'Lead is not in the working set');
 
 async function list(ctx: Ctx, p: WParams<'list'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
@@ -53,7 +41,7 @@ interface AddResult {
 }
 
 async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   // Order-preserving de-duplication: a batch naming a lead twice adds it once.
   const ids = [...new Set(p.leadIds ?? [p.leadId as number])];
   const [row] = await ctx.db.asUser(scope, (tx) =>
@@ -89,7 +77,7 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
 }
 
 async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
@@ -105,7 +93,7 @@ async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
 }
 
 async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
@@ -121,7 +109,7 @@ async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
 }
 
 async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+  const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
     tx`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
@@ -133,50 +121,4 @@ async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
   return { data: { leadId: p.leadId, muted: row.muted } };
 }
 
-async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`) as {
-      agent: unknown;
-    }[];
-  if (!row) throw agentNotFound();
-  return { data: { agent: row.agent } };
-}
-
-async function agents(ctx: Ctx, p: SParams<'list'>): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select coalesce(json_agg(${agentJson(tx)} order by a.created_at, a.id), '[]'::json) as agents
-    from public.agents a
-    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`) as { agents: unknown[] }[];
-  return { data: { agents: row.agents } };
-}
-
-async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`) as { quota: unknown }[];
-  if (!row.quota) throw agentNotFound();
-  return { data: row.quota };
-}
-
-async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select exists (select 1 from public.leads l where l.id = ${p.leadId}) as visible,
-           coalesce((select json_agg(${agentJson(tx)} order by a.created_at, a.id)
-                     from public.working_leads w join public.agents a on a.id = w.agent_id
-                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`) as {
-      visible: boolean;
-      agents: unknown[];
-    }[];
-  if (!row.visible) throw notFound('Lead');
-  return { data: { agents: row.agents } };
-}
-
 export const workingLeadsHandlers = { list, add, remove, mute, 'mute-status': muteStatus };
-export const salesAgentsHandlers = { current, list: agents, quota, 'by-lead': byLead };

@@ -1,0 +1,118 @@
+/**
+ * The `sales-agents` resource: the acting agent (see acting-agent.ts), the caller's agents, their
+ * quota, who works a lead, and creating, changing and deleting agents. Who may write what is
+ * decided in SQL (column grants, policies, private.set_agent_quota, the delete trigger).
+ */
+import type { ActionParams } from '../../shared/schemas.ts';
+import { notFound, validationError } from '../../shared/errors.ts';
+import { accessFor, type Ctx, type Reply } from './context.ts';
+import { agentJson } from './projections.ts';
+import { actingAccess, actingAgent, agentNotFound } from './acting-agent.ts';
+
+type SParams<A extends 'current' | 'list' | 'quota' | 'by-lead' | 'create' | 'update' | 'delete'> = ActionParams<
+  'sales-agents',
+  A
+>;
+
+async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
+  const { scope } = actingAccess(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`) as {
+      agent: unknown;
+    }[];
+  if (!row) throw agentNotFound();
+  return { data: { agent: row.agent } };
+}
+
+async function agents(ctx: Ctx, p: SParams<'list'>): Promise<Reply> {
+  const { scope, userId } = accessFor(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select coalesce(json_agg(${agentJson(tx)} order by a.created_at, a.id), '[]'::json) as agents
+    from public.agents a
+    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`) as { agents: unknown[] }[];
+  return { data: { agents: row.agents } };
+}
+
+async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
+  const { scope } = actingAccess(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`) as { quota: unknown }[];
+  if (!row.quota) throw agentNotFound();
+  return { data: row.quota };
+}
+
+async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
+  const { scope } = accessFor(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select exists (select 1 from public.leads l where l.id = ${p.leadId}) as visible,
+           coalesce((select json_agg(${agentJson(tx)} order by a.created_at, a.id)
+                     from public.working_leads w join public.agents a on a.id = w.agent_id
+                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`) as {
+      visible: boolean;
+      agents: unknown[];
+    }[];
+  if (!row.visible) throw notFound('Lead');
+  return { data: { agents: row.agents } };
+}
+
+async function create(ctx: Ctx, p: SParams<'create'>): Promise<Reply> {
+  const { scope, userId } = accessFor(ctx, p);
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    insert into public.agents as a (user_id, name, email, phone)
+    values (${userId ?? ctx.claims.sub}::uuid, ${p.name}, ${p.email ?? null}, ${p.phone ?? null})
+    returning ${agentJson(tx)} as agent`.catch((err) => {
+      // The only foreign key here is the owner: an admin named a user who does not exist.
+      if (err?.code === '23503') {
+        throw validationError('No such user', [{ path: 'data.userId', message: 'no such user' }]);
+      }
+      throw err;
+    })) as { agent: unknown }[];
+  return { data: { agent: row.agent } };
+}
+
+async function update(ctx: Ctx, p: SParams<'update'>): Promise<Reply> {
+  const { scope } = accessFor(ctx, p);
+  const changes = Object.fromEntries(
+    (['name', 'email', 'phone'] as const).filter((k) => p[k] !== undefined).map((k) => [k, p[k]]),
+  );
+  const agent = await ctx.db.asUser(scope, async (tx) => {
+    if (p.maxWorkingLeads !== undefined) {
+      // Refuses (403) anyone but an internal admin in admin mode; false: no such agent.
+      const [q] = await tx`select private.set_agent_quota(${p.agentId}, ${p.maxWorkingLeads}) as found`;
+      if (!q.found) return null;
+    }
+    const [row] = Object.keys(changes).length
+      ? await tx`update public.agents a set ${tx(changes)} where a.id = ${p.agentId} returning ${
+        agentJson(tx)
+      } as agent`
+      : await tx`select ${agentJson(tx)} as agent from public.agents a where a.id = ${p.agentId}`;
+    return row?.agent ?? null;
+  });
+  if (!agent) throw agentNotFound();
+  return { data: { agent } };
+}
+
+async function remove(ctx: Ctx, p: SParams<'delete'>): Promise<Reply> {
+  const { scope } = accessFor(ctx, p);
+  // An agent that still has leads is refused by the database (LC409, a 409 CONFLICT).
+  const rows = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    delete from public.agents a where a.id = ${p.agentId} returning a.id`) as { id: string }[];
+  if (!rows.length) throw agentNotFound();
+  return { data: { agentId: rows[0].id, deleted: true } };
+}
+
+export const salesAgentsHandlers = {
+  current,
+  list: agents,
+  quota,
+  'by-lead': byLead,
+  create,
+  update,
+  delete: remove,
+};

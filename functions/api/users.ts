@@ -1,0 +1,56 @@
+/**
+ * The `users` resource: the internal admin's user directory. Who may read it, and the counts, are
+ * in SQL (private.list_users); this module only turns the keyset into an opaque cursor and back.
+ */
+import { z } from 'zod';
+import type { ActionParams } from '../../shared/schemas.ts';
+import { validationError } from '../../shared/errors.ts';
+import { accessFor, type Ctx, type Reply } from './context.ts';
+
+type UParams = ActionParams<'users', 'list'>;
+interface UserRow {
+  id: string;
+  email: string | null;
+  agentCount: number;
+  leadCount: number;
+}
+
+/** The keyset of the last row shown: [email ('' when missing, as the SQL sorts it), id]. */
+const Keyset = z.tuple([z.string().max(1000).refine((s) => !s.includes('\u0000')), z.guid()]);
+
+const toBase64Url = (s: string) =>
+  btoa(String.fromCharCode(...new TextEncoder().encode(s))).replaceAll('+', '-').replaceAll('/', '_')
+    .replace(/=+$/, '');
+const fromBase64Url = (s: string) =>
+  new TextDecoder('utf-8', { fatal: true }).decode(
+    Uint8Array.from(atob(s.replaceAll('-', '+').replaceAll('_', '/')), (c) => c.charCodeAt(0)),
+  );
+
+const encodeCursor = (row: UserRow) => toBase64Url(JSON.stringify([row.email ?? '', row.id]));
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const parsed = Keyset.safeParse(JSON.parse(fromBase64Url(cursor)));
+    if (parsed.success) return parsed.data;
+  } catch { /* not base64url JSON: reported below */ }
+  throw validationError('Invalid cursor', [{ path: 'data.cursor', message: 'not a cursor from users/list' }]);
+}
+
+async function list(ctx: Ctx, p: UParams): Promise<Reply> {
+  const { scope } = accessFor(ctx, p);
+  const [afterEmail, afterId] = p.cursor === undefined ? [null, null] : decodeCursor(p.cursor);
+  // One row more than asked for tells whether there is a next page.
+  const [row] = await ctx.db.asUser(scope, (tx) =>
+    tx`
+    select coalesce(json_agg(json_build_object('id', u.id, 'email', u.email, 'agentCount', u.agent_count,
+                                               'leadCount', u.lead_count)
+                             order by coalesce(u.email, ''), u.id), '[]'::json) as users
+    from private.list_users(${p.searchTerm ?? null}, ${afterEmail}, ${afterId}::uuid, ${p.limit + 1}) u`) as {
+      users: UserRow[];
+    }[];
+  const users = row.users.slice(0, p.limit);
+  const nextCursor = row.users.length > p.limit ? encodeCursor(users[users.length - 1]) : null;
+  return { data: { users, nextCursor } };
+}
+
+export const usersHandlers = { list };
