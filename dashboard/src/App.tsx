@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { deployed, supabaseAuth } from './api.ts';
 import { ErrorBox, Select } from './components.tsx';
-import { future } from './future.ts';
+import { useDebounced } from './views/Leads.tsx';
 import { type Session, SessionContext, useSession } from './session.tsx';
 import { fromSupabaseSession, SignIn } from './SignIn.tsx';
 import { Overview } from './views/Overview.tsx';
@@ -110,20 +110,12 @@ export function App() {
 function UserPicker({ value, onChange }: { value?: string; onChange: (id: string | undefined) => void }) {
   const { api } = useSession();
   const [term, setTerm] = useState('');
-  const list = future(api).users?.list;
+  const search = useDebounced(term.trim());
+  // One page of the directory (users/list), narrowed by the email search, never every user.
   const users = useQuery({
-    queryKey: ['users', term],
-    queryFn: () => list!({ adminMode: true, limit: 50, ...(term ? { searchTerm: term } : {}) }),
-    enabled: Boolean(list),
+    queryKey: ['users', search],
+    queryFn: () => api.users.list({ adminMode: true, limit: 50, ...(search ? { searchTerm: search } : {}) }),
   });
-  if (!list) {
-    return (
-      <label>
-        User id{' '}
-        <input value={value ?? ''} onChange={(e) => onChange(e.target.value.trim() || undefined)} placeholder="all users" />
-      </label>
-    );
-  }
   return (
     <span className="picker">
       <label>

@@ -1,16 +1,9 @@
 /**
- * Api actions the contract names that the typed client may not have yet (agent create/rename,
- * users, audit, lead history). Views look them up here and say "not available" when missing, so
+ * Api actions the contract names that the typed client does not have yet (audit, lead history). Views look them up here and say "not available" when missing, so
  * wiring one is deleting its entry once shared/client.ts has it.
  */
-import type { AgentT, Api } from './api.ts';
+import type { Api } from './api.ts';
 
-export interface UserRow {
-  id: string;
-  email: string | null;
-  agentCount: number;
-  leadCount: number;
-}
 export interface AuditEntry {
   id: number | string;
   at: string;
@@ -32,17 +25,9 @@ export interface HistoryEvent {
   kind: string;
   changes: Record<string, [unknown, unknown]> | null;
 }
-type Scope = { adminMode?: boolean; userId?: string };
 type Page<K extends string, T> = { [k in K]: T[] } & { nextCursor: string | null };
 
 export interface FutureApi {
-  salesAgents: {
-    create?(d: { name: string; email?: string } & Scope): Promise<{ agent: AgentT }>;
-    update?(
-      d: { agentId: string; name?: string; maxWorkingLeads?: number; adminMode?: boolean },
-    ): Promise<{ agent: AgentT }>;
-  };
-  users?: { list(d: { searchTerm?: string; limit?: number; cursor?: string; adminMode: true }): Promise<Page<'users', UserRow>> };
   audit?: { list(d: { actorId?: string; limit?: number; cursor?: string; adminMode: true }): Promise<Page<'entries', AuditEntry>> };
   leads: { history?(id: number, d: { limit?: number; cursor?: string; adminMode?: boolean }): Promise<Page<'events', HistoryEvent>> };
 }

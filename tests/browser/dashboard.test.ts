@@ -49,7 +49,7 @@ afterAll(async () => {
   await browser?.close();
   await web?.close();
   await api?.stop();
-  await adminSql`delete from public.agents where id in ${adminSql([mainAgent, batchAgent, omarAgent])}`;
+  await adminSql`delete from public.agents where user_id in ${adminSql([dana.id, omar.id, ada.id])}`;
 });
 
 async function signedIn(as: 'user' | 'admin', view = 'overview'): Promise<Page> {
@@ -175,15 +175,15 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     const table = page.getByRole('table', { name: 'Working leads' });
     await table.getByRole('cell', { name: 'Zebulon Quest', exact: true }).waitFor();
 
-    await page.getByRole('button', { name: 'Mute Zebulon Quest' }).click();
-    await page.getByRole('button', { name: 'Unmute Zebulon Quest' }).waitFor();
+    await page.getByRole('button', { name: 'Mute Zebulon Quest', exact: true }).click();
+    await page.getByRole('button', { name: 'Unmute Zebulon Quest', exact: true }).waitFor();
     const muted = async () =>
       (await adminSql`select muted from public.working_leads where agent_id = ${mainAgent}`).map((r) => r.muted);
     expect(await muted()).toEqual([true]);
     await expectAccessible(page, 'working set');
     await shot(page, 'working-set');
-    await page.getByRole('button', { name: 'Unmute Zebulon Quest' }).click();
-    await page.getByRole('button', { name: 'Mute Zebulon Quest' }).waitFor();
+    await page.getByRole('button', { name: 'Unmute Zebulon Quest', exact: true }).click();
+    await page.getByRole('button', { name: 'Mute Zebulon Quest', exact: true }).waitFor();
     expect(await muted()).toEqual([false]);
 
     await page.getByRole('button', { name: 'Remove Zebulon Quest' }).click();
@@ -233,7 +233,49 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
   });
 });
 
-describe('a deployed build', { timeout: 120_000 }, () => {
+describe('agents in chromium', { timeout: 90_000 }, () => {
+  it('creates and renames an agent; only an admin in admin mode sets a quota', async () => {
+    const page = await signedIn('user', 'agents');
+    const table = page.getByRole('table', { name: 'Agents' });
+    await table.getByRole('cell', { name: 'Dana Main', exact: true }).waitFor();
+    // A user sees quotas but gets no control to change them.
+    expect(await page.getByLabel(/^Quota of/).count()).toBe(0);
+    await page.getByLabel('Agent name').fill('Dana Third');
+    await page.getByLabel('Agent email').fill('third@dana.test');
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await table.getByRole('cell', { name: 'Dana Third', exact: true }).waitFor();
+    const [made] = await adminSql`select id, user_id, email, max_working_leads from public.agents
+                                  where user_id = ${dana.id} and name = 'Dana Third'`;
+    expect(made).toMatchObject({ user_id: dana.id, email: 'third@dana.test', max_working_leads: 50 });
+
+    await page.getByRole('button', { name: 'Rename Dana Third' }).click();
+    await page.getByLabel('New name for Dana Third').fill('Dana Renamed');
+    await page.getByRole('button', { name: 'Save name' }).click();
+    await table.getByRole('cell', { name: 'Dana Renamed', exact: true }).waitFor();
+    expect((await adminSql`select name from public.agents where id = ${made.id}`)[0].name).toBe('Dana Renamed');
+    await expectAccessible(page, 'agents');
+    await shot(page, 'agents');
+    await page.close();
+
+    const admin = await signedIn('admin', 'agents');
+    await admin.getByRole('switch', { name: 'Admin mode' }).check();
+    await admin.getByText('Pick a user (next to Admin mode) to list their agents.').waitFor();
+    await pickUser(admin, dana);
+    await admin.getByLabel('Quota of Dana Renamed').fill('7');
+    await admin.getByRole('button', { name: 'Set quota' }).nth(
+      await admin.getByRole('table', { name: 'Agents' }).locator('tbody tr').evaluateAll((rows) =>
+        rows.findIndex((r) => r.textContent!.includes('Dana Renamed'))
+      ),
+    ).click();
+    await expect.poll(async () =>
+      (await adminSql`select max_working_leads from public.agents where id = ${made.id}`)[0].max_working_leads
+    ).toBe(7);
+    await expectAccessible(admin, 'agents in admin mode');
+    await admin.close();
+  });
+});
+
+describe('a deployed build', { timeout: 300_000 }, () => {
   it('signs in with Supabase Auth only: no demo buttons, no tokens in the bundle', async () => {
     const outDir = mkdtempSync(join(tmpdir(), 'dash-deployed-'));
     await viteBuild({
@@ -277,14 +319,10 @@ describe('the accessibility check itself', () => {
   });
 });
 
-/** Admin mode's user picker: a users/list dropdown once the client has it, else the id field. */
+/** Admin mode's user picker: users/list searched by email (test emails start with the id). */
 async function pickUser(page: Page, user: TestUser) {
+  await page.getByLabel('Find user').fill(user.id.slice(0, 13));
   const select = page.getByLabel('User', { exact: true });
-  if (await select.count()) {
-    await page.getByLabel('Find user').fill(user.id.slice(0, 8));
-    await expect.poll(() => select.locator(`option[value="${user.id}"]`).count()).toBe(1);
-    await select.selectOption(user.id);
-  } else {
-    await page.getByLabel('User id').fill(user.id);
-  }
+  await expect.poll(() => select.locator(`option[value="${user.id}"]`).count()).toBe(1);
+  await select.selectOption(user.id);
 }

@@ -1,8 +1,7 @@
 import { useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import type { AgentT } from '../api.ts';
-import { Empty, ErrorBox, fmtDate, Loading, Unavailable } from '../components.tsx';
-import { future } from '../future.ts';
+import { Empty, ErrorBox, fmtDate, Loading } from '../components.tsx';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
 import { useAgents } from './AgentSelect.tsx';
 
@@ -10,11 +9,11 @@ export function Agents() {
   const s = useSession();
   const qc = useQueryClient();
   const agents = useAgents();
-  const api = future(s.api).salesAgents;
   const [name, setName] = useState('');
   const [email, setEmail] = useState('');
   const create = useMutation({
-    mutationFn: () => api.create!({ name: name.trim(), ...(email.trim() ? { email: email.trim() } : {}), ...scopeOf(s) }),
+    mutationFn: () =>
+      s.api.salesAgents.create({ name: name.trim(), ...(email.trim() ? { email: email.trim() } : {}), ...scopeOf(s) }),
     onSuccess: () => {
       setName('');
       setEmail('');
@@ -25,9 +24,7 @@ export function Agents() {
   return (
     <section aria-labelledby="agents-h">
       <h1 id="agents-h">Agents</h1>
-      {api.create
-        ? (
-          <form
+      <form
             className="filters"
             aria-label="New agent"
             onSubmit={(e) => {
@@ -39,8 +36,6 @@ export function Agents() {
             <label>Agent email <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} /></label>
             <button type="submit" disabled={create.isPending || !name.trim()}>Create agent</button>
           </form>
-        )
-        : <Unavailable what="Creating agents" />}
       <ErrorBox error={create.error} title="Could not create the agent" />
       <ErrorBox error={agents.error} title="Could not load agents" />
       {agents.isLoading && <Loading what="agents" />}
@@ -70,12 +65,12 @@ export function Agents() {
 function AgentRow({ agent }: { agent: AgentT }) {
   const s = useSession();
   const qc = useQueryClient();
-  const update = future(s.api).salesAgents.update;
   const [editing, setEditing] = useState(false);
   const [name, setName] = useState(agent.name);
   const [quota, setQuota] = useState(String(agent.max_working_leads));
   const save = useMutation({
-    mutationFn: (d: { name?: string; maxWorkingLeads?: number }) => update!({ agentId: agent.id, ...adminOf(s), ...d }),
+    mutationFn: (d: { name?: string; maxWorkingLeads?: number }) =>
+      s.api.salesAgents.update({ agentId: agent.id, ...adminOf(s), ...d }),
     onSuccess: () => {
       setEditing(false);
       qc.invalidateQueries({ queryKey: ['agents'] });
@@ -83,7 +78,7 @@ function AgentRow({ agent }: { agent: AgentT }) {
     },
   });
   // Quotas are an admin's call (the api answers 403 otherwise), so only admin mode offers it.
-  const canSetQuota = Boolean(update) && s.adminMode;
+  const canSetQuota = s.adminMode;
   return (
     <tr>
       <td>
@@ -130,7 +125,7 @@ function AgentRow({ agent }: { agent: AgentT }) {
       </td>
       <td>{fmtDate(agent.created_at)}</td>
       <td>
-        {update && !editing && <button onClick={() => setEditing(true)} aria-label={`Rename ${agent.name}`}>Rename</button>}
+        {!editing && <button onClick={() => setEditing(true)} aria-label={`Rename ${agent.name}`}>Rename</button>}
       </td>
     </tr>
   );
