@@ -4,7 +4,11 @@ import { ApiError } from './api.ts';
 /** Every failure shows the contract's code, its message and the request id to quote to support. */
 export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
   if (!error) return null;
-  const e = error instanceof ApiError ? error : new ApiError('INTERNAL_ERROR', String((error as Error)?.message ?? error));
+  // Not from the api (Supabase Auth, the demo-session fetch): its own code if it has one.
+  const own = (error as { code?: unknown })?.code;
+  const e = error instanceof ApiError
+    ? error
+    : new ApiError(typeof own === 'string' ? own : 'CLIENT_ERROR', String((error as Error)?.message ?? error));
   return (
     <div role="alert" className="error">
       {title && <strong>{title}: </strong>}
