@@ -94,6 +94,8 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await expect.poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
     await page.getByRole('button', { name: 'Next page' }).click();
     await expect.poll(() => rows.count()).toBe(4);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await expect.poll(() => rows.count()).toBe(25);
     await page.getByLabel('Search', { exact: true }).fill('zebulon');
     await expect.poll(() => rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain('Zebulon Quest');
