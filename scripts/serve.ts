@@ -1,9 +1,17 @@
-// Serves the api locally at /functions/v1/api, the path the Supabase gateway gives it, so
+// `npm run serve`: only the api, configured from its environment alone (how extra instances run
+// against one database). Served at /functions/v1/api, the path the Supabase gateway gives it, so
 // `supabase.functions.invoke('api')` works against http://127.0.0.1:54321 unchanged.
-import { createHandler } from '../functions/api/handler.ts';
+import { createHandler, type HandlerDeps } from '../functions/api/handler.ts';
 import { depsFromEnv } from '../functions/api/config.ts';
 
-const handler = createHandler(depsFromEnv(Deno.env.toObject()));
+let deps: HandlerDeps;
+try {
+  deps = depsFromEnv(Deno.env.toObject());
+} catch (err) {
+  console.error(`api not started: ${(err as Error).message}`);
+  Deno.exit(1);
+}
+const handler = createHandler(deps);
 const port = Number(Deno.env.get('PORT') ?? 54321);
 
 Deno.serve({

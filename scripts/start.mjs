@@ -1,5 +1,7 @@
 // `npm start`: a real Postgres (embedded, data in .data/, port 54322) unless DATABASE_URL is set,
 // the schema brought up to date, demo data seeded once, and the api served by Deno on 54321.
+// Demo users go into a DATABASE_URL database only with `npm start -- --seed`: that database may
+// be shared or real, and demo users with known ids are not something to create there by surprise.
 import { join } from 'node:path';
 import { migrate, startEmbeddedPostgres } from './local-db.mjs';
 import { root, startApi } from './deno.mjs';
@@ -16,13 +18,14 @@ if (!databaseUrl) {
   db = await startEmbeddedPostgres({ dir: join(root, '.data', 'postgres'), port: DB_PORT });
   databaseUrl = db.url;
 }
-const applied = await migrate(databaseUrl, { seed: true });
+const applied = await migrate(databaseUrl, { seed: !process.env.DATABASE_URL || process.argv.includes('--seed') });
 console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database schema is up to date.');
 
-const secret = process.env.SUPABASE_JWT_SECRET ?? LOCAL_JWT_SECRET;
+// The function has no default secret: the local one is handed to it here, explicitly.
+const secret = process.env.JWT_SECRET || LOCAL_JWT_SECRET;
 const api = await startApi({
   port: API_PORT,
-  env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: secret },
+  env: { DATABASE_URL: databaseUrl, JWT_SECRET: secret },
 });
 
 const userToken = await signToken({ ...DEMO_USERS.user, secret, expiresIn: '7d' });

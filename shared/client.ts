@@ -5,7 +5,7 @@
  * Importable from a browser bundle: no Deno or Node APIs.
  */
 import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError } from '@supabase/supabase-js';
-import { ApiError } from './errors.ts';
+import { ApiError, codeForStatus } from './errors.ts';
 import type { ActionInput, ActionName, ActionOutput, Resource } from './schemas.ts';
 import type { WorkingAddBatchOutput, WorkingAddOneOutput } from './schemas.ts';
 import type { z } from 'zod';
@@ -26,21 +26,33 @@ type In<R extends Resource, A extends ActionName<R>> = ActionInput<R, A>;
 type Out<R extends Resource, A extends ActionName<R>> = ActionOutput<R, A>;
 type LeadId = number | string;
 
-/** Turns what `functions.invoke` reports into one ApiError with the contract's code. */
-async function toApiError(error: unknown): Promise<ApiError> {
+/**
+ * Turns what `functions.invoke` reports into one ApiError with the contract's code. An error body
+ * that is not our envelope came from something in front of the function (the gateway's
+ * `{"code":401,"message":"Invalid JWT"}`): its status decides the code.
+ */
+async function fromInvokeError(error: unknown): Promise<ApiError> {
   if (error instanceof FunctionsHttpError || (error as Error)?.name === 'FunctionsHttpError') {
     const res = (error as FunctionsHttpError).context as Response;
     const requestId = res.headers.get('x-request-id') ?? undefined;
+    let body: {
+      success?: unknown;
+      error?: { code?: unknown; message?: unknown; details?: unknown };
+      message?: unknown;
+    };
     try {
-      const body = await res.clone().json();
-      if (body?.success === false && body.error?.code) {
-        return new ApiError(body.error.code, body.error.message, body.error.details, { status: res.status, requestId });
-      }
-    } catch { /* not our envelope: fall through */ }
-    return new ApiError('INTERNAL_ERROR', `Unexpected ${res.status} response`, undefined, {
-      status: res.status,
-      requestId,
-    });
+      body = await res.clone().json();
+    } catch {
+      body = {}; // not JSON at all
+    }
+    if (body?.success === false && typeof body.error?.code === 'string') {
+      return new ApiError(body.error.code, String(body.error.message), body.error.details, {
+        status: res.status,
+        requestId,
+      });
+    }
+    const message = typeof body?.message === 'string' ? body.message : `Unexpected ${res.status} response`;
+    return new ApiError(codeForStatus(res.status), message, undefined, { status: res.status, requestId });
   }
   if (error instanceof FunctionsRelayError || (error as Error)?.name === 'FunctionsRelayError') {
     return new ApiError('SERVICE_UNAVAILABLE', 'The function could not be reached through the relay', undefined, {
@@ -69,7 +81,7 @@ export function createApiClient(supabase: InvokesFunctions, options: { functionN
     const { data, error } = await supabase.functions.invoke(name, {
       body: { resource, action, ...request },
     });
-    if (error) throw await toApiError(error);
+    if (error) throw await fromInvokeError(error);
     const body = data as { success?: boolean; data?: unknown } | null;
     if (!body || body.success !== true) {
       throw new ApiError('INTERNAL_ERROR', 'The response is not an api envelope');

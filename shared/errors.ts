@@ -18,6 +18,11 @@ export const ERROR_STATUS = {
 export type ErrorCode = keyof typeof ERROR_STATUS;
 export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
 
+/** The contract code of an answer that carries only its HTTP status (a gateway's own error body). */
+export const codeForStatus = (status: number): ErrorCode =>
+  ERROR_CODES.find((code) => ERROR_STATUS[code] === status) ??
+    (status >= 500 ? 'INTERNAL_ERROR' : 'VALIDATION_ERROR');
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: ErrorCode | string;

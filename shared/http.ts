@@ -3,13 +3,29 @@ import { ApiError } from './errors.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export const corsHeaders = (origin: string): Record<string, string> => ({
-  'Access-Control-Allow-Origin': origin,
-  'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id',
+const CORS_BASE: Record<string, string> = {
+  'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
   'Access-Control-Allow-Methods': 'POST, OPTIONS',
-  'Access-Control-Expose-Headers': 'x-request-id',
+  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed',
   'Access-Control-Max-Age': '86400',
-});
+};
+
+/**
+ * The CORS headers for a request's `Origin`, from the `CORS_ORIGINS` setting: `*` (any origin), or
+ * a comma-separated list whose members are echoed back. With a list the answer depends on the
+ * Origin, hence `Vary: Origin` on every response, so no cache hands one origin's answer to another.
+ */
+export function corsHeaders(setting: string): (origin: string | null) => Record<string, string> {
+  const listed = setting.split(',').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean);
+  if (listed.length === 0 || listed.includes('*')) {
+    const any = { ...CORS_BASE, 'Access-Control-Allow-Origin': '*' };
+    return () => any;
+  }
+  const allowed = new Set(listed);
+  const vary = { ...CORS_BASE, Vary: 'Origin' };
+  return (origin) =>
+    origin && allowed.has(origin.toLowerCase()) ? { ...vary, 'Access-Control-Allow-Origin': origin } : vary;
+}
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string>): Response {
   return new Response(JSON.stringify(body), {

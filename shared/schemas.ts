@@ -273,7 +273,7 @@ export const UserListOutput = z.object({ users: z.array(UserSummary), nextCursor
  * success status and its response `data` schema. The router, the client types and the OpenAPI
  * document are all read off this table.
  */
-interface ActionSpec {
+export interface ActionSpec {
   id: 'required' | 'none';
   data: z.ZodType;
   response: z.ZodType;

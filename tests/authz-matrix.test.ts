@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../scripts/tokens.mjs';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { adminSql, call, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
 
 const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
@@ -51,7 +51,7 @@ beforeAll(async () => {
   tokens.badSignature = await signToken({ sub: a.id, secret: 'not-the-project-secret-but-long-enough-32' });
   tokens.expired = await signToken({ sub: a.id, expiresIn: Math.floor(Date.now() / 1000) - 60 });
   tokens.anon = await new SignJWT({ role: 'anon' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()
-    .setExpirationTime('1h').sign(new TextEncoder().encode('super-secret-jwt-token-with-at-least-32-characters-long'));
+    .setExpirationTime('1h').sign(new TextEncoder().encode(LOCAL_JWT_SECRET));
 });
 
 /** Puts the target back the way every cell expects it, and returns the request for the action. */

@@ -1,6 +1,6 @@
 // Type tests: the client's types come from the zod schemas, so a wrong payload or a misspelled
-// filter does not compile. `npm run typecheck` (tsc) fails on any @ts-expect-error that is not
-// an error; the expectTypeOf lines pin the inferred shapes.
+// filter does not compile. tests/typecheck.test.ts (and `npm run check`) run tsc, which fails on
+// any expect-error directive below that is not an error; the expectTypeOf lines pin the shapes.
 import { describe, expectTypeOf, it } from 'vitest';
 import type { ApiClient } from '../shared/client.ts';
 

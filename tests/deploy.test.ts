@@ -16,7 +16,7 @@ describe('supabase/', () => {
     const toml = readFileSync(join(root, 'supabase', 'config.toml'), 'utf8');
     const section = toml.split('[functions.api]')[1]?.split(/\n\[/)[0] ?? '';
     const value = (key: string) => new RegExp(`^${key}\\s*=\\s*"?([^"\\n]+)"?`, 'm').exec(section)?.[1];
-    expect(value('verify_jwt')).toBe('true');
+    expect(value('verify_jwt')).toBe('false');
     expect(existsSync(join(root, 'supabase', value('entrypoint')!))).toBe(true);
     expect(join(root, 'supabase', value('entrypoint')!)).toBe(join(root, 'functions', 'api', 'index.ts'));
     expect(existsSync(join(root, 'supabase', value('import_map')!))).toBe(true);

@@ -6,9 +6,12 @@ import { createVerifier } from '../shared/auth.ts';
 import { createDb, type Db } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import postgres from 'postgres';
+import { connectionLost, fromDatabaseError } from '../shared/db-errors.ts';
+import { migrate } from '../scripts/local-db.mjs';
 import { adminSql, createAgent, createLeads, createUser, databaseUrl, post, type TestUser } from './helpers.ts';
 
 let user: TestUser;
+const OTHER = crypto.randomUUID();
 const dbs: Db[] = [];
 
 beforeAll(async () => {
@@ -90,5 +93,108 @@ describe('database faults', () => {
     });
     expect(r.text).not.toMatch(/role|permission|select|wrong-setup-secret|postgres:/i);
     expect(String((logged[0] as { error: unknown }).error)).toMatch(/permission denied to set role/);
+  });
+});
+
+describe('connections that die under a request', () => {
+  const scope = () => ({ claims: { sub: user.id, role: 'authenticated' as const }, adminMode: false });
+  const pool = (statementTimeoutMs?: number) => {
+    const db = createDb({ url: databaseUrl, max: 1, connectTimeoutSeconds: 2, statementTimeoutMs });
+    dbs.push(db);
+    return db;
+  };
+
+  it('never hands back a connection that died while a failing request rolled back', async () => {
+    // One connection in the pool: if the dead one went back, the next request would take it and
+    // hang, or postgres.js would crash the process writing to its socket.
+    const db = pool();
+    for (const settle of [0, 100]) {
+      const failed = await db.asUser(scope(), async (tx) => {
+        const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+        await adminSql`select pg_terminate_backend(${pid})`;
+        if (settle) await new Promise((r) => setTimeout(r, settle)); // let the close arrive first
+        throw new Error('a bug in the handler');
+      }).catch((e) => e);
+      expect(failed.code).toBe('INTERNAL_ERROR');
+      // postgres.js 3.4 may hand the dead connection's FATAL to the first statement after the
+      // reconnect (a quick 503, which callers retry); the pool itself is sound right after.
+      const next = await db.asUser(scope(), (tx) => tx<{ one: number }[]>`select 1 as one`).catch((e) => e);
+      if (!Array.isArray(next)) expect(next.code).toBe('SERVICE_UNAVAILABLE');
+      const [row] = await db.asUser(scope(), (tx) => tx<{ one: number }[]>`select 1 as one`);
+      expect(row.one).toBe(1);
+    }
+  });
+
+  it('answers 503 when the server ends an idle transaction (25P03), and the pool recovers', async () => {
+    const db = pool(200); // idle_in_transaction_session_timeout follows the statement timeout
+    const failed = await db.asUser(scope(), async (tx) => {
+      await tx`select 1`;
+      await new Promise((r) => setTimeout(r, 600));
+      return await tx`select 2`;
+    }).catch((e) => e);
+    expect(failed.code).toBe('SERVICE_UNAVAILABLE');
+    const [row] = await db.asUser(scope(), (tx) => tx<{ one: number }[]>`select 1 as one`);
+    expect(row.one).toBe(1);
+    // However the server's 25P03 arrives (as the error of a statement, or as a closed socket), it
+    // is a lost connection: 503, and the connection is not written to again.
+    expect(connectionLost({ code: '25P03' })).toBe(true);
+    expect(fromDatabaseError({ code: '25P03' }).status).toBe(503);
+  });
+});
+
+describe('permission errors are logged for the operator', () => {
+  it('a missing grant is a logged 500; a policy refusal is a 403, logged as a warning', async () => {
+    // A database of its own, with one grant missing as a faulty deploy would leave it.
+    const name = `grants_${process.pid}_${Date.now()}`;
+    await adminSql.unsafe(`create database ${name}`);
+    const url = databaseUrl.replace(/\/[^/?]+(\?|$)/, `/${name}$1`);
+    await migrate(url);
+    const own = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await own`insert into auth.users (id) values (${user.id})`;
+      await own`insert into public.agents (id, user_id, name) values ('grant-a', ${user.id}, 'A')`;
+      await own`insert into auth.users (id) values (${OTHER})`;
+      await own`insert into public.agents (id, user_id, name) values ('grant-b', ${OTHER}, 'B')`;
+      const [{ id: lead }] = await own`insert into public.leads (agent_id, name) values ('grant-a', 'L') returning id`;
+      await own`revoke execute on function public.lead_stats(text[], text, text, timestamptz, uuid) from authenticated`;
+
+      const { call, logged } = handlerOn(url);
+      const broken = await call({ resource: 'leads', action: 'stats' });
+      expect(broken.status).toBe(500);
+      expect(broken.text).not.toMatch(/permission|lead_stats/);
+      const refused = await call({
+        resource: 'leads',
+        action: 'update',
+        id: Number(lead),
+        data: { agent_id: 'grant-b' },
+      });
+      expect(refused.status).toBe(403);
+      expect(logged).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          resource: 'leads',
+          action: 'stats',
+          status: 500,
+          code: 'INTERNAL_ERROR',
+          sqlstate: '42501',
+          error: expect.stringMatching(/permission denied for function lead_stats/),
+        }),
+        expect.objectContaining({
+          level: 'warn',
+          resource: 'leads',
+          action: 'update',
+          status: 403,
+          code: 'FORBIDDEN',
+          sqlstate: '42501',
+        }),
+      ]);
+      for (const line of logged) {
+        expect(typeof (line as { durationMs: unknown }).durationMs).toBe('number');
+        expect(JSON.stringify(line)).not.toContain(user.token.split('.')[2]);
+      }
+    } finally {
+      await own.end();
+      await adminSql.unsafe(`drop database ${name} with (force)`);
+    }
   });
 });

@@ -94,7 +94,7 @@ export const post = (h: (req: Request) => Promise<Response>, token: string, body
 export const startTestApi = (): Promise<{ url: string; stop: () => Promise<void> }> =>
   startApi({
     port: 20000 + Math.floor(Math.random() * 12000),
-    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+    env: { DATABASE_URL: databaseUrl, JWT_SECRET: LOCAL_JWT_SECRET },
     quiet: true,
   });
 

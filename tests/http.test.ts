@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
-import { signToken } from '../scripts/tokens.mjs';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { call, createAgent, createUser, db, handler, type TestUser } from './helpers.ts';
 
 let user: TestUser;
@@ -38,15 +38,41 @@ describe('methods and CORS', () => {
     }
   });
 
-  it('uses the configured origin', async () => {
+  it('allows the idempotency-key header and exposes x-request-id and idempotent-replayed', async () => {
+    const res = await handler(new Request(url, { method: 'OPTIONS', headers: { origin: 'https://any.example' } }));
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('vary')).toBeNull();
+    expect(res.headers.get('access-control-allow-headers')!.split(/,\s*/)).toContain('idempotency-key');
+    expect(res.headers.get('access-control-expose-headers')!.split(/,\s*/).sort())
+      .toEqual(['idempotent-replayed', 'x-request-id']);
+  });
+
+  it('with a CORS_ORIGINS list, echoes a listed Origin and gives any other none', async () => {
     const h = createHandler({
       db,
       verify: createVerifier({ jwtSecret: 'x'.repeat(32) }),
-      corsOrigin: 'https://app.example',
+      corsOrigins: 'https://app.example, https://admin.example/',
     });
-    const res = await h(new Request(url, { method: 'POST', body: '{}' }));
-    expect(res.status).toBe(401);
-    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    const send = (method: string, origin?: string) =>
+      h(new Request(url, { method, body: method === 'POST' ? '{}' : undefined, headers: origin ? { origin } : {} }));
+    for (const method of ['OPTIONS', 'POST']) {
+      for (const origin of ['https://app.example', 'https://admin.example']) {
+        const res = await send(method, origin);
+        expect(res.headers.get('access-control-allow-origin'), `${method} ${origin}`).toBe(origin);
+        expect(res.headers.get('vary')).toBe('Origin');
+      }
+      for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'null', undefined]) {
+        const res = await send(method, origin);
+        expect(res.headers.get('access-control-allow-origin'), `${method} ${origin}`).toBeNull();
+        // The answer still varies by Origin, so a shared cache must not reuse it for a listed one.
+        expect(res.headers.get('vary')).toBe('Origin');
+        expect(res.headers.get('access-control-allow-methods')).toBe('POST, OPTIONS');
+      }
+    }
+    // The error envelope still comes back to a listed origin (the browser lets the page read it).
+    const denied = await send('POST', 'https://app.example');
+    expect(denied.status).toBe(401);
+    expect((await denied.json()).error.code).toBe('UNAUTHORIZED');
   });
 
   it("echoes the caller's x-request-id, or makes one", async () => {
@@ -157,7 +183,7 @@ describe('tokens', () => {
     const serviceRole = await signToken({ sub: user.id, role: 'service_role' });
     const notUuid = await signToken({ sub: 'user-1' });
     const noExp = await new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject(user.id)
-      .sign(new TextEncoder().encode('super-secret-jwt-token-with-at-least-32-characters-long'));
+      .sign(new TextEncoder().encode(LOCAL_JWT_SECRET));
     const [h, p] = user.token.split('.');
     const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`;
     const cases: [string, string | null][] = [

@@ -256,13 +256,14 @@ describe('leads.create', () => {
     await adminSql`delete from public.leads where id = ${r.body.data.lead.id}`;
   });
 
-  it("uses the admin's userId over the agent owner, and the agent owner over the caller", async () => {
+  it("accepts the admin's userId when it is the agent's owner, and stamps the owner, not the caller", async () => {
+    // A lead's user_id is always its agent's owner (tests/data-api-door.test.ts has the refusals).
     const asAdmin = await call(admin.token, {
       resource: 'leads',
       action: 'create',
-      data: { agent_id: bobAgent, userId: alice.id, adminMode: true },
+      data: { agent_id: bobAgent, userId: bob.id, adminMode: true },
     });
-    expect(asAdmin.body.data.lead.user_id).toBe(alice.id);
+    expect(asAdmin.body.data.lead.user_id).toBe(bob.id);
     const ownerFirst = await call(admin.token, {
       resource: 'leads',
       action: 'create',

@@ -1,18 +1,56 @@
-/** What every action handler gets, and the admin-mode rule they all share. */
+/** What every action handler gets, how a handler is bound to its action, and the admin-mode rule. */
+import type { z } from 'zod';
 import type { Claims } from '../../shared/auth.ts';
 import { isInternalAdmin } from '../../shared/auth.ts';
 import type { Db, RequestScope } from '../../shared/db.ts';
-import { forbidden } from '../../shared/errors.ts';
+import { type FieldIssue, forbidden, validationError } from '../../shared/errors.ts';
+import type { ActionSpec } from '../../shared/schemas.ts';
 
 export interface Ctx {
   db: Db;
   claims: Claims;
+  /** The response's x-request-id. */
+  requestId?: string;
 }
 
 /** What a handler returns: the response `data`, and a status when it differs from the action's. */
 export interface Reply {
   data: unknown;
   status?: number;
+}
+
+/** An action ready to run: its spec, and its handler behind the spec's validation of `data`. */
+export interface Route {
+  spec: ActionSpec;
+  run(ctx: Ctx, data: unknown, id: number): Promise<Reply>;
+}
+
+/** At most this many issues, each message cut short: hostile input must not make a huge answer. */
+const MAX_ISSUES = 20;
+
+export const issuesOf = (error: z.ZodError, prefix: string): FieldIssue[] =>
+  error.issues.slice(0, MAX_ISSUES).map((i) => ({
+    path: [prefix, ...i.path.map((p) => String(p).slice(0, 100))].filter(Boolean).join('.'),
+    message: i.message.length > 300 ? `${i.message.slice(0, 300)}…` : i.message,
+  }));
+
+/**
+ * Binds a handler to its action's spec: the handler gets `data` as the spec's schema outputs it,
+ * so handlers are typed by the same table the router, the client and the OpenAPI file read.
+ */
+export function action<D extends z.ZodType>(
+  spec: ActionSpec & { data: D },
+  handler: (ctx: Ctx, params: z.output<D>, id: number) => Promise<Reply>,
+): Route {
+  const schema: D = spec.data;
+  return {
+    spec,
+    run(ctx, data, id) {
+      const params = schema.safeParse(data);
+      if (!params.success) throw validationError('Invalid data', issuesOf(params.error, 'data'));
+      return handler(ctx, params.data, id);
+    },
+  };
 }
 
 export interface Access {
@@ -32,7 +70,11 @@ export function accessFor(ctx: Ctx, options: { adminMode?: boolean; userId?: str
   if (options.adminMode && !admin) throw forbidden('adminMode is only for internal admins');
   if (otherUser && !admin) throw forbidden("Only an internal admin may act on another user's data");
   return {
-    scope: { claims: ctx.claims, adminMode: admin && (options.adminMode === true || otherUser) },
+    scope: {
+      claims: ctx.claims,
+      adminMode: admin && (options.adminMode === true || otherUser),
+      requestId: ctx.requestId,
+    },
     userId: options.userId,
   };
 }

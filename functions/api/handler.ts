@@ -4,28 +4,53 @@
  */
 import type { Claims } from '../../shared/auth.ts';
 import type { Db } from '../../shared/db.ts';
-import { toApiError } from '../../shared/db.ts';
+import { fromDatabaseError, sqlstateOf } from '../../shared/db-errors.ts';
 import { ApiError } from '../../shared/errors.ts';
 import { corsHeaders, failure, readBody, refuseDeclaredOversize, requestIdOf, success } from '../../shared/http.ts';
-import { route } from './router.ts';
+import { route, type Routed } from './router.ts';
+
+/**
+ * One line an operator reads: which request failed how, and where. Never tokens, request data
+ * or lead data: `error` is the database's message (never its `detail`, which can hold values) or
+ * the name and message of a bug.
+ */
+export interface FailureLog {
+  level: 'error' | 'warn';
+  requestId: string;
+  resource?: string;
+  action?: string;
+  status: number;
+  code: string;
+  sqlstate?: string;
+  durationMs: number;
+  error?: string;
+}
 
 export interface HandlerDeps {
   db: Db;
   verify: (authorization: string | null) => Promise<Claims>;
-  corsOrigin?: string;
-  /** Where 5xx causes go (never into the response). */
-  logError?: (entry: { requestId: string; code: string; error: unknown }) => void;
+  /** `CORS_ORIGINS`: `*` (default) or a comma-separated list of allowed origins. */
+  corsOrigins?: string;
+  /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
+  logError?: (entry: FailureLog) => void;
+}
+
+const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
+
+function describe(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return err === undefined ? undefined : String(err).slice(0, 200);
+  return `${err.name}: ${err.message}`.slice(0, 300);
 }
 
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
-  const cors = corsHeaders(deps.corsOrigin ?? '*');
-  const logError = deps.logError ??
-    ((e) =>
-      console.error(JSON.stringify({ level: 'error', requestId: e.requestId, code: e.code, error: String(e.error) })));
+  const cors = corsHeaders(deps.corsOrigins ?? '*');
+  const logError = deps.logError ?? logToConsole;
 
   return async (req) => {
+    const started = performance.now();
     const requestId = requestIdOf(req);
-    const headers: Record<string, string> = { ...cors, 'x-request-id': requestId };
+    const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
+    const routed: Routed = {};
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
       if (req.method !== 'POST') {
@@ -36,11 +61,26 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       await refuseDeclaredOversize(req);
       const claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
-      const { status, data } = await route({ db: deps.db, claims }, text);
+      const { status, data } = await route({ db: deps.db, claims, requestId }, text, routed);
       return success(status, data, headers);
     } catch (err) {
-      const apiError = toApiError(err);
-      if (apiError.status >= 500) logError({ requestId, code: String(apiError.code), error: apiError.cause ?? err });
+      const apiError = fromDatabaseError(err);
+      const cause = apiError.cause ?? err;
+      const sqlstate = sqlstateOf(cause) || undefined;
+      // A 42501 that the policies did not decide is a missing grant: a 500 the operator must see;
+      // one they did decide is still logged, so a broken grant can never hide behind a 403.
+      if (apiError.status >= 500 || sqlstate === '42501') {
+        logError({
+          level: apiError.status >= 500 ? 'error' : 'warn',
+          requestId,
+          ...routed,
+          status: apiError.status,
+          code: String(apiError.code),
+          sqlstate,
+          durationMs: Math.round(performance.now() - started),
+          error: describe(cause),
+        });
+      }
       return failure(apiError, headers);
     }
   };

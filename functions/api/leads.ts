@@ -44,9 +44,11 @@ async function stats(ctx: Ctx, p: Params<'stats'>): Promise<Reply> {
   const search = f.searchTerm === '' ? undefined : f.searchTerm;
   const [row] = await ctx.db.asUser(scope, (tx) => {
     const agents = agentFilter(f);
-    return tx`select public.lead_stats(${agents ? tx.array(agents) : null}::text[], ${f.priority ?? null}::text,
+    return tx<{ stats: unknown }[]>`select public.lead_stats(${agents ? tx.array(agents) : null}::text[], ${
+      f.priority ?? null
+    }::text,
                 ${search ?? null}::text, ${sinceOf(f) ?? null}::timestamptz, ${userId ?? null}::uuid) as stats`;
-  }) as { stats: unknown }[];
+  });
   return { data: { stats: row.stats } };
 }
 
@@ -77,7 +79,7 @@ function listing(summary: boolean) {
         ? tx`with matched as (select array(select private.search_lead_ids(${f.searchTerm},
                ${agents ? tx.array(agents) : null}::text[])) as ids)`
         : tx``;
-      return tx`
+      return tx<{ count: number; leads: unknown[] }[]>`
         ${matched}
         select (select count(*)::int from public.leads l where ${where}) as count,
                coalesce((select json_agg(page.j order by page.created_at desc, page.id desc) from (
@@ -85,7 +87,7 @@ function listing(summary: boolean) {
                  where ${perAgent ? tx`true` : where}
                  order by l.created_at desc, l.id desc
                  limit ${p.limit} offset ${p.offset}) page), '[]'::json) as leads`;
-    }) as { count: number; leads: unknown[] }[];
+    });
     return { data: { leads: row.leads, count: row.count, limit: p.limit, offset: p.offset } };
   };
 }
@@ -95,9 +97,11 @@ async function get(ctx: Ctx, p: Params<'get'>, id: number): Promise<Reply> {
   const [row] = await ctx.db.asUser(
     scope,
     (tx) =>
-      tx`select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+      tx<{ lead: unknown }[]>`select ${
+        leadJson(tx)
+      } as lead from public.leads l join public.agents a on a.id = l.agent_id
        where l.id = ${id}`,
-  ) as { lead: unknown }[];
+  );
   if (!row) throw notFound('Lead');
   return { data: { lead: row.lead } };
 }
@@ -117,26 +121,29 @@ async function create(ctx: Ctx, p: Params<'create'>): Promise<Reply> {
   const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.userId ?? p.user_id });
   const [row] = await ctx.db.asUser(scope, (tx) => {
     const cols = columnsOf(tx, { status: 'new', ...p, user_id: p.userId ?? p.user_id });
-    return tx`
+    return tx<{ lead: unknown }[]>`
       with l as (insert into public.leads ${tx(cols)} returning *)
       select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
-  }) as { lead: unknown }[];
+  });
   return { data: { lead: row.lead } };
 }
 
 async function update(ctx: Ctx, p: Params<'update'>, id: number): Promise<Reply> {
   const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.user_id });
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{ lead: unknown }[]>`
       with l as (update public.leads set ${tx(columnsOf(tx, p))} where id = ${id} returning *)
-      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`) as { lead: unknown }[];
+      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`);
   if (!row) throw notFound('Lead');
   return { data: { lead: row.lead } };
 }
 
 async function remove(ctx: Ctx, p: Params<'delete'>, id: number): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => tx`delete from public.leads where id = ${id} returning id`);
+  const [row] = await ctx.db.asUser(
+    scope,
+    (tx) => tx<{ id: string }[]>`delete from public.leads where id = ${id} returning id`,
+  );
   if (!row) throw notFound('Lead');
   return { data: { success: true, message: `Lead ${id} deleted`, id } };
 }

@@ -1,37 +1,60 @@
-/** From a request body to a handler: parse, check against the action table, dispatch. */
-import type { z } from 'zod';
-import { ACTIONS, LeadIdInput, RequestBody } from '../../shared/schemas.ts';
-import { type FieldIssue, validationError } from '../../shared/errors.ts';
-import type { Ctx, Reply } from './context.ts';
-import { leadsHandlers } from './leads.ts';
-import { workingLeadsHandlers } from './working-leads.ts';
-import { salesAgentsHandlers } from './sales-agents.ts';
-import { usersHandlers } from './users.ts';
+/** From a request body to a handler: parse, find the action's route, dispatch. */
+import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } from '../../shared/schemas.ts';
+import { validationError } from '../../shared/errors.ts';
+import { action, type Ctx, issuesOf, type Route } from './context.ts';
+import { leadsHandlers as leads } from './leads.ts';
+import { workingLeadsHandlers as working } from './working-leads.ts';
+import { salesAgentsHandlers as agents } from './sales-agents.ts';
+import { usersHandlers as users } from './users.ts';
 
-// deno-lint-ignore no-explicit-any
-type Handler = (ctx: Ctx, params: any, id: number) => Promise<Reply>;
-
-/** Every action's handler, by resource and action (bench/direct.ts calls them without HTTP). */
-export const HANDLERS: Record<string, Record<string, Handler>> = {
-  leads: leadsHandlers,
-  'working-leads': workingLeadsHandlers,
-  'sales-agents': salesAgentsHandlers,
-  users: usersHandlers,
+/**
+ * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
+ * handler's parameters are typed by the schema that validates them, and an action without a
+ * handler does not compile. (bench/direct.ts runs them without HTTP.)
+ */
+export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
+  leads: {
+    stats: action(ACTIONS.leads.stats, leads.stats),
+    all: action(ACTIONS.leads.all, leads.all),
+    list: action(ACTIONS.leads.list, leads.list),
+    get: action(ACTIONS.leads.get, leads.get),
+    create: action(ACTIONS.leads.create, leads.create),
+    update: action(ACTIONS.leads.update, leads.update),
+    delete: action(ACTIONS.leads.delete, leads.delete),
+  },
+  'working-leads': {
+    list: action(ACTIONS['working-leads'].list, working.list),
+    add: action(ACTIONS['working-leads'].add, working.add),
+    remove: action(ACTIONS['working-leads'].remove, working.remove),
+    mute: action(ACTIONS['working-leads'].mute, working.mute),
+    'mute-status': action(ACTIONS['working-leads']['mute-status'], working['mute-status']),
+  },
+  'sales-agents': {
+    current: action(ACTIONS['sales-agents'].current, agents.current),
+    list: action(ACTIONS['sales-agents'].list, agents.list),
+    quota: action(ACTIONS['sales-agents'].quota, agents.quota),
+    'by-lead': action(ACTIONS['sales-agents']['by-lead'], agents['by-lead']),
+    create: action(ACTIONS['sales-agents'].create, agents.create),
+    update: action(ACTIONS['sales-agents'].update, agents.update),
+    delete: action(ACTIONS['sales-agents'].delete, agents.delete),
+  },
+  users: {
+    list: action(ACTIONS.users.list, users.list),
+  },
 };
 
-/** At most this many issues, each message cut short: hostile input must not make a huge answer. */
-const MAX_ISSUES = 20;
-
-const issuesOf = (error: z.ZodError, prefix: string): FieldIssue[] =>
-  error.issues.slice(0, MAX_ISSUES).map((i) => ({
-    path: [prefix, ...i.path.map((p) => String(p).slice(0, 100))].filter(Boolean).join('.'),
-    message: i.message.length > 300 ? `${i.message.slice(0, 300)}…` : i.message,
-  }));
+const TABLE: Record<string, Record<string, Route>> = ROUTES;
 
 const own = <T>(table: Record<string, T>, key: string): T | undefined =>
   Object.hasOwn(table, key) ? table[key] : undefined;
 
-export async function route(ctx: Ctx, text: string): Promise<{ status: number; data: unknown }> {
+/** What the router learnt of a request, for the log line of a failure. */
+export interface Routed {
+  resource?: string;
+  action?: string;
+}
+
+export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<{ status: number; data: unknown }> {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -40,34 +63,32 @@ export async function route(ctx: Ctx, text: string): Promise<{ status: number; d
   }
   const top = RequestBody.safeParse(body);
   if (!top.success) throw validationError('Invalid request', issuesOf(top.error, ''));
-  const { resource, action, id, data } = top.data;
+  const { resource, action: name, id, data } = top.data;
 
-  const actions = own<Record<string, unknown>>(ACTIONS, resource);
+  const actions = own(TABLE, resource);
   if (!actions) {
     throw validationError(`Unknown resource "${resource.slice(0, 50)}"`, [
-      { path: 'resource', message: `must be one of ${Object.keys(ACTIONS).join(', ')}` },
+      { path: 'resource', message: `must be one of ${Object.keys(TABLE).join(', ')}` },
     ]);
   }
-  const spec = own(actions, action) as (typeof ACTIONS)['leads']['get'] | undefined;
-  const handler = own(HANDLERS[resource], action);
-  if (!spec || !handler) {
-    throw validationError(`Unknown action "${action.slice(0, 50)}" for ${resource}`, [
+  routed.resource = resource;
+  const found = own(actions, name);
+  if (!found) {
+    throw validationError(`Unknown action "${name.slice(0, 50)}" for ${resource}`, [
       { path: 'action', message: `must be one of ${Object.keys(actions).join(', ')}` },
     ]);
   }
+  routed.action = name;
 
   let leadId = 0;
-  if (spec.id === 'required') {
+  if (found.spec.id === 'required') {
     const parsed = LeadIdInput.safeParse(id);
     if (!parsed.success) throw validationError('Invalid id', issuesOf(parsed.error, 'id'));
     leadId = parsed.data;
   } else if (id !== undefined) {
-    throw validationError('Invalid request', [{ path: 'id', message: `${resource}/${action} takes no id` }]);
+    throw validationError('Invalid request', [{ path: 'id', message: `${resource}/${name} takes no id` }]);
   }
 
-  const params = spec.data.safeParse(data ?? {});
-  if (!params.success) throw validationError('Invalid data', issuesOf(params.error, 'data'));
-
-  const reply = await handler(ctx, params.data, leadId);
-  return { status: reply.status ?? spec.status, data: reply.data };
+  const reply = await found.run(ctx, data ?? {}, leadId);
+  return { status: reply.status ?? found.spec.status, data: reply.data };
 }

@@ -17,10 +17,10 @@ type SParams<A extends 'current' | 'list' | 'quota' | 'by-lead' | 'create' | 'up
 async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`) as {
+    tx<{
       agent: unknown;
-    }[];
+    }[]>`
+    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`);
   if (!row) throw agentNotFound();
   return { data: { agent: row.agent } };
 }
@@ -28,18 +28,18 @@ async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
 async function agents(ctx: Ctx, p: SParams<'list'>): Promise<Reply> {
   const { scope, userId } = accessFor(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{ agents: unknown[] }[]>`
     select coalesce(json_agg(${agentJson(tx)} order by a.created_at, a.id), '[]'::json) as agents
     from public.agents a
-    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`) as { agents: unknown[] }[];
+    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`);
   return { data: { agents: row.agents } };
 }
 
 async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`) as { quota: unknown }[];
+    tx<{ quota: unknown }[]>`
+    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`);
   if (!row.quota) throw agentNotFound();
   return { data: row.quota };
 }
@@ -47,14 +47,14 @@ async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
 async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{
+      visible: boolean;
+      agents: unknown[];
+    }[]>`
     select exists (select 1 from public.leads l where l.id = ${p.leadId}) as visible,
            coalesce((select json_agg(${agentJson(tx)} order by a.created_at, a.id)
                      from public.working_leads w join public.agents a on a.id = w.agent_id
-                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`) as {
-      visible: boolean;
-      agents: unknown[];
-    }[];
+                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`);
   if (!row.visible) throw notFound('Lead');
   return { data: { agents: row.agents } };
 }
@@ -62,7 +62,7 @@ async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
 async function create(ctx: Ctx, p: SParams<'create'>): Promise<Reply> {
   const { scope, userId } = accessFor(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{ agent: unknown }[]>`
     insert into public.agents as a (user_id, name, email, phone)
     values (${userId ?? ctx.claims.sub}::uuid, ${p.name}, ${p.email ?? null}, ${p.phone ?? null})
     returning ${agentJson(tx)} as agent`.catch((err) => {
@@ -71,7 +71,7 @@ async function create(ctx: Ctx, p: SParams<'create'>): Promise<Reply> {
         throw validationError('No such user', [{ path: 'data.userId', message: 'no such user' }]);
       }
       throw err;
-    })) as { agent: unknown }[];
+    }));
   return { data: { agent: row.agent } };
 }
 
@@ -101,8 +101,8 @@ async function remove(ctx: Ctx, p: SParams<'delete'>): Promise<Reply> {
   const { scope } = accessFor(ctx, p);
   // An agent that still has leads is refused by the database (LC409, a 409 CONFLICT).
   const rows = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    delete from public.agents a where a.id = ${p.agentId} returning a.id`) as { id: string }[];
+    tx<{ id: string }[]>`
+    delete from public.agents a where a.id = ${p.agentId} returning a.id`);
   if (!rows.length) throw agentNotFound();
   return { data: { agentId: rows[0].id, deleted: true } };
 }

@@ -41,13 +41,13 @@ async function list(ctx: Ctx, p: UParams): Promise<Reply> {
   const [afterEmail, afterId] = p.cursor === undefined ? [null, null] : decodeCursor(p.cursor);
   // One row more than asked for tells whether there is a next page.
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{
+      users: UserRow[];
+    }[]>`
     select coalesce(json_agg(json_build_object('id', u.id, 'email', u.email, 'agentCount', u.agent_count,
                                                'leadCount', u.lead_count)
                              order by coalesce(u.email, ''), u.id), '[]'::json) as users
-    from private.list_users(${p.searchTerm ?? null}, ${afterEmail}, ${afterId}::uuid, ${p.limit + 1}) u`) as {
-      users: UserRow[];
-    }[];
+    from private.list_users(${p.searchTerm ?? null}, ${afterEmail}, ${afterId}::uuid, ${p.limit + 1}) u`);
   const users = row.users.slice(0, p.limit);
   const nextCursor = row.users.length > p.limit ? encodeCursor(users[users.length - 1]) : null;
   return { data: { users, nextCursor } };

@@ -16,7 +16,7 @@ const notWorking = () => new ApiError('NOT_FOUND', 'Lead is not in the working s
 async function list(ctx: Ctx, p: WParams<'list'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{ agent_id: string | null; total: number; leads: unknown[] }[]>`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
     select acting.id as agent_id,
            (select count(*)::int from public.working_leads w where w.agent_id = acting.id) as total,
@@ -27,7 +27,7 @@ async function list(ctx: Ctx, p: WParams<'list'>): Promise<Reply> {
              where w.agent_id = acting.id
              order by w.muted, w.added_at desc, w.lead_id desc
              limit ${p.pageSize} offset ${(p.page - 1) * p.pageSize}) page), '[]'::json) as leads
-    from acting`) as { agent_id: string | null; total: number; leads: unknown[] }[];
+    from acting`);
   if (!row.agent_id) throw agentNotFound();
   return { data: { leads: row.leads, page: p.page, pageSize: p.pageSize, total: row.total } };
 }
@@ -45,10 +45,10 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
   // Order-preserving de-duplication: a batch naming a lead twice adds it once.
   const ids = [...new Set(p.leadIds ?? [p.leadId as number])];
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
-    select public.add_working_leads(${actingAgent(tx, ctx, p.agentId)}, ${tx.array(ids)}::bigint[]) as result`) as {
+    tx<{
       result: AddResult | null;
-    }[];
+    }[]>`
+    select public.add_working_leads(${actingAgent(tx, ctx, p.agentId)}, ${tx.array(ids)}::bigint[]) as result`);
   const result = row.result;
   if (!result) throw agentNotFound();
   // Rebuilt in the documented key order (jsonb sorts keys by length).
@@ -79,14 +79,14 @@ async function add(ctx: Ctx, p: WParams<'add'>): Promise<Reply> {
 async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{
+      agent_id: string | null;
+      removed: number;
+    }[]>`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
          gone as (delete from public.working_leads w using acting
                   where w.agent_id = acting.id and w.lead_id = ${p.leadId} returning w.lead_id)
-    select acting.id as agent_id, (select count(*)::int from gone) as removed from acting`) as {
-      agent_id: string | null;
-      removed: number;
-    }[];
+    select acting.id as agent_id, (select count(*)::int from gone) as removed from acting`);
   if (!row.agent_id) throw agentNotFound();
   if (!row.removed) throw notWorking();
   return { data: { leadId: p.leadId, removed: true } };
@@ -95,14 +95,14 @@ async function remove(ctx: Ctx, p: WParams<'remove'>): Promise<Reply> {
 async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{
+      agent_id: string | null;
+      muted: boolean | null;
+    }[]>`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id),
          changed as (update public.working_leads w set muted = ${p.muted} from acting
                      where w.agent_id = acting.id and w.lead_id = ${p.leadId} returning w.muted)
-    select acting.id as agent_id, (select muted from changed) as muted from acting`) as {
-      agent_id: string | null;
-      muted: boolean | null;
-    }[];
+    select acting.id as agent_id, (select muted from changed) as muted from acting`);
   if (!row.agent_id) throw agentNotFound();
   if (row.muted === null) throw notWorking();
   return { data: { leadId: p.leadId, muted: row.muted } };
@@ -111,11 +111,11 @@ async function mute(ctx: Ctx, p: WParams<'mute'>): Promise<Reply> {
 async function muteStatus(ctx: Ctx, p: WParams<'mute-status'>): Promise<Reply> {
   const { scope } = actingAccess(ctx, p);
   const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx`
+    tx<{ agent_id: string | null; muted: boolean | null }[]>`
     with acting as (select ${actingAgent(tx, ctx, p.agentId)} as id)
     select acting.id as agent_id,
            (select w.muted from public.working_leads w where w.agent_id = acting.id and w.lead_id = ${p.leadId}) as muted
-    from acting`) as { agent_id: string | null; muted: boolean | null }[];
+    from acting`);
   if (!row.agent_id) throw agentNotFound();
   if (row.muted === null) throw notWorking();
   return { data: { leadId: p.leadId, muted: row.muted } };

@@ -78,6 +78,13 @@ begin
 end
 $$;
 
+-- Called by the insert trigger and add_working_leads as the requesting user; the trigger
+-- functions themselves need no grant (Postgres checks EXECUTE when the trigger is created).
+revoke execute on function private.lock_agent_quota(text), private.working_set_size(text),
+  private.lead_fits_agent(bigint, text) from public, anon;
+grant execute on function private.lock_agent_quota(text), private.working_set_size(text),
+  private.lead_fits_agent(bigint, text) to authenticated;
+
 drop trigger if exists working_leads_enforce_rules on public.working_leads;
 create trigger working_leads_enforce_rules before insert on public.working_leads
   for each row execute function private.enforce_working_lead_rules();
@@ -202,3 +209,5 @@ revoke all on function public.add_working_leads(text, bigint[]) from public, ano
 grant execute on function public.add_working_leads(text, bigint[]) to authenticated;
 revoke all on function public.agent_quota(text) from public, anon;
 grant execute on function public.agent_quota(text) to authenticated;
+
+revoke execute on all functions in schema private from public, anon;
