@@ -3,7 +3,17 @@
 // The local demo tokens are served at /local/demo-session.json by this server only: they are
 // never part of the build, so a deployed build has no way to sign in without Supabase Auth.
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import { root } from './deno.mjs';
@@ -34,13 +44,34 @@ export function dashboardIsStale() {
   return Math.max(...sources.map(newestMtime)) > statSync(LOCAL_MARK).mtimeMs;
 }
 
-/** Builds the local dashboard (no VITE_* settings, so it offers the demo sign-in) if stale. */
+/**
+ * Builds the local dashboard (no VITE_* settings, so it offers the demo sign-in) if stale. It builds
+ * into a fresh directory and then copies into dist, so a concurrent build (npm start and the tests
+ * at once) or a server reading dist never sees a half-written or emptied directory.
+ */
 export async function buildDashboard({ force = false, quiet = false } = {}) {
   if (!force && !dashboardIsStale()) return false;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITE_')));
-  await viteBuild({ outDir: distDir, env, quiet });
-  writeFileSync(LOCAL_MARK, new Date().toISOString());
+  const tmp = mkdtempSync(join(dashboardDir, '.build-'));
+  try {
+    await viteBuild({ outDir: tmp, env, quiet });
+    const fresh = new Set(readdirSync(join(tmp, 'assets')));
+    mkdirSync(join(distDir, 'assets'), { recursive: true });
+    for (const f of fresh) copyFileSync(join(tmp, 'assets', f), join(distDir, 'assets', f));
+    copyFileSync(join(tmp, 'index.html'), join(distDir, 'index.html'));
+    // Assets of older builds: hashed names, unreferenced by the new index.html.
+    for (const f of readdirSync(join(distDir, 'assets'))) if (!fresh.has(f)) rmSync(join(distDir, 'assets', f));
+    writeFileSync(LOCAL_MARK, new Date().toISOString());
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return true;
+}
+
+let building;
+/** Stops a build under way (npm start stopped while building). */
+export function stopBuild() {
+  if (building?.exitCode === null) building.kill('SIGTERM');
 }
 
 /**
@@ -124,4 +155,22 @@ export function serveDashboard({ port, apiUrl, tokens, dir = distDir }) {
       });
     });
   });
+}
+
+/**
+ * npm start's part: build if stale, serve on DASHBOARD_PORT (default 54323), print the URL. A
+ * dashboard that cannot start (port taken, build failed) is reported and the api keeps running.
+ * @param {{ apiUrl: string, tokens: { user: string, admin: string } }} opts
+ */
+export async function startDashboard({ apiUrl, tokens }) {
+  try {
+    if (dashboardIsStale()) console.log('Building the dashboard (dashboard/dist)…');
+    await buildDashboard({ quiet: true });
+    const dashboard = await serveDashboard({ port: Number(process.env.DASHBOARD_PORT ?? 54323), apiUrl, tokens });
+    console.log(`The admin dashboard is at ${dashboard.url}`);
+    return dashboard;
+  } catch (err) {
+    console.error(`The dashboard did not start: ${err.message}`);
+    return undefined;
+  }
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { migrate, startEmbeddedPostgres } from './local-db.mjs';
 import { root, startApi } from './deno.mjs';
 import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from './tokens.mjs';
-import { buildDashboard, serveDashboard } from './dashboard.mjs';
+import { startDashboard, stopBuild } from './dashboard.mjs';
 
 const API_PORT = Number(process.env.PORT ?? 54321);
 const DB_PORT = Number(process.env.DB_PORT ?? 54322);
@@ -31,12 +31,6 @@ const api = await startApi({
 const userToken = await signToken({ ...DEMO_USERS.user, secret, expiresIn: '7d' });
 const adminToken = await signToken({ ...DEMO_USERS.admin, secret, expiresIn: '7d' });
 const endpoint = `${api.url}/functions/v1/api`;
-if (await buildDashboard()) console.log('Built the dashboard (dashboard/dist).');
-const dashboard = await serveDashboard({
-  port: Number(process.env.DASHBOARD_PORT ?? 54323),
-  apiUrl: api.url,
-  tokens: { user: userToken, admin: adminToken },
-});
 console.log(`
 The leads API is ready at ${endpoint}
 
@@ -50,16 +44,16 @@ Try it:
   curl -s ${endpoint} -H "Authorization: Bearer ${userToken}" \\
     -H 'Content-Type: application/json' -d '{"resource":"leads","action":"list","data":{"limit":5}}'
 
-The admin dashboard is at ${dashboard.url}
-
 Press Ctrl-C to stop.`);
 
+let dashboard;
 let stopping = false;
 async function shutdown() {
   if (stopping) return;
   stopping = true;
   console.log('\nStopping…');
-  await dashboard.close();
+  stopBuild();
+  await dashboard?.close();
   await api.stop();
   if (db) await db.stop();
   process.exit(0);
@@ -72,3 +66,6 @@ api.child.on('exit', (code) => {
     shutdown();
   }
 });
+
+// Last, so that Ctrl-C during the dashboard build already stops everything.
+dashboard = await startDashboard({ apiUrl: api.url, tokens: { user: userToken, admin: adminToken } });
