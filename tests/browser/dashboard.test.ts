@@ -60,6 +60,9 @@ async function signedIn(as: 'user' | 'admin', view = 'overview'): Promise<Page> 
   return page;
 }
 
+// expect.poll gives up after 1 s by default: too short for a browser on a loaded 2-core machine.
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 20_000, interval: 100 });
+
 const shot = (page: Page, name: string) => page.screenshot({ path: join(shotDir, `${name}.png`) });
 
 describe('dashboard in chromium', { timeout: 90_000 }, () => {
@@ -72,16 +75,16 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     const stats = await call(dana.token, { resource: 'leads', action: 'stats' });
     expect(stats.body.data.stats.total).toBe(29);
-    await expect.poll(() => page.getByTestId('card-total').textContent()).toBe('29');
+    await poll(() => page.getByTestId('card-total').textContent()).toBe('29');
     for (const k of ['new', 'contacted', 'qualified', 'converted'] as const) {
       expect(await page.getByTestId(`card-${k}`).textContent()).toBe(String(stats.body.data.stats.by_status[k]));
     }
-    await expect.poll(() => page.locator('.recharts-bar-rectangle').count()).toBeGreaterThan(0);
+    await poll(() => page.locator('.recharts-bar-rectangle').count()).toBeGreaterThan(0);
     // The agent filter narrows the cards to that agent's leads.
     await page.getByLabel('Agent', { exact: true }).selectOption({ label: 'Dana Batch' });
-    await expect.poll(() => page.getByTestId('card-total').textContent()).toBe('0');
+    await poll(() => page.getByTestId('card-total').textContent()).toBe('0');
     await page.getByLabel('Agent', { exact: true }).selectOption({ label: 'Dana Main' });
-    await expect.poll(() => page.getByTestId('card-total').textContent()).toBe('29');
+    await poll(() => page.getByTestId('card-total').textContent()).toBe('29');
     await expectAccessible(page, 'overview');
     await shot(page, 'overview');
     await page.close();
@@ -90,22 +93,22 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
   it('searches, pages and filters leads on the server', async () => {
     const page = await signedIn('user', 'leads');
     const rows = page.getByRole('table', { name: 'Leads' }).locator('tbody tr');
-    await expect.poll(() => rows.count()).toBe(25);
-    await expect.poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
+    await poll(() => rows.count()).toBe(25);
+    await poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
     await page.getByRole('button', { name: 'Next page' }).click();
-    await expect.poll(() => rows.count()).toBe(4);
+    await poll(() => rows.count()).toBe(4);
     await page.getByRole('button', { name: 'Previous page' }).click();
-    await expect.poll(() => rows.count()).toBe(25);
+    await poll(() => rows.count()).toBe(25);
     await page.getByLabel('Search', { exact: true }).fill('zebulon');
-    await expect.poll(() => rows.count()).toBe(1);
+    await poll(() => rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain('Zebulon Quest');
     await page.getByLabel('Search', { exact: true }).fill('no such lead anywhere');
     await page.getByText('No leads match.').waitFor();
     await page.getByLabel('Search', { exact: true }).fill('');
     await page.getByLabel('Status', { exact: true }).selectOption('converted');
-    await expect.poll(() => rows.count()).toBe(5);
+    await poll(() => rows.count()).toBe(5);
     await page.getByLabel('Status', { exact: true }).selectOption('');
-    await expect.poll(() => rows.count()).toBe(25);
+    await poll(() => rows.count()).toBe(25);
     await expectAccessible(page, 'leads');
     await shot(page, 'leads');
     await page.close();
@@ -133,7 +136,7 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await panel.getByLabel('Name').fill('Edited In Browser');
     await panel.getByLabel('Lead status').selectOption('contacted');
     await panel.getByRole('button', { name: 'Save changes' }).click();
-    await expect.poll(async () => (await adminSql`select name, status from public.leads where id = ${id}`)[0]).toEqual({
+    await poll(async () => (await adminSql`select name, status from public.leads where id = ${id}`)[0]).toEqual({
       name: 'Edited In Browser',
       status: 'contacted',
     });
@@ -143,9 +146,9 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
 
     await panel.getByRole('button', { name: 'Delete lead' }).click();
     await panel.getByRole('button', { name: 'Confirm delete' }).click();
-    await expect.poll(async () => (await adminSql`select count(*)::int as n from public.leads where id = ${id}`)[0].n)
+    await poll(async () => (await adminSql`select count(*)::int as n from public.leads where id = ${id}`)[0].n)
       .toBe(0);
-    await expect.poll(() => page.getByRole('complementary').count()).toBe(0);
+    await poll(() => page.getByRole('complementary').count()).toBe(0);
     await page.close();
   });
 
@@ -169,10 +172,10 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     const page = await signedIn('user', 'working');
     await page.getByLabel('Agent', { exact: true }).selectOption({ label: 'Dana Main' });
     const gauge = page.getByTestId('quota-text');
-    await expect.poll(() => gauge.textContent()).toBe('0 / 3');
+    await poll(() => gauge.textContent()).toBe('0 / 3');
     await page.getByLabel('Find a lead to add').fill('zebulon');
     await page.getByRole('button', { name: 'Add Zebulon Quest' }).click();
-    await expect.poll(() => gauge.textContent()).toBe('1 / 3');
+    await poll(() => gauge.textContent()).toBe('1 / 3');
     expect(Number(await page.locator('#quota-meter').getAttribute('value'))).toBe(1);
     const table = page.getByRole('table', { name: 'Working leads' });
     await table.getByRole('cell', { name: 'Zebulon Quest', exact: true }).waitFor();
@@ -189,7 +192,7 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     expect(await muted()).toEqual([false]);
 
     await page.getByRole('button', { name: 'Remove Zebulon Quest' }).click();
-    await expect.poll(() => gauge.textContent()).toBe('0 / 3');
+    await poll(() => gauge.textContent()).toBe('0 / 3');
     await page.getByText('This agent is working no leads.').waitFor();
     expect(await muted()).toEqual([]);
     await page.close();
@@ -223,10 +226,10 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await page.getByText('No leads match.').waitFor();
     await page.getByRole('switch', { name: 'Admin mode' }).check();
     await pickUser(page, omar);
-    await expect.poll(() => rows.count()).toBe(1);
+    await poll(() => rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain('Omar Private Lead');
     await pickUser(page, dana);
-    await expect.poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
+    await poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
     await expectAccessible(page, 'leads in admin mode');
     await shot(page, 'admin-mode');
     await page.getByRole('switch', { name: 'Admin mode' }).uncheck();
@@ -264,12 +267,9 @@ describe('agents in chromium', { timeout: 90_000 }, () => {
     await admin.getByText('Pick a user (next to Admin mode) to list their agents.').waitFor();
     await pickUser(admin, dana);
     await admin.getByLabel('Quota of Dana Renamed').fill('7');
-    await admin.getByRole('button', { name: 'Set quota' }).nth(
-      await admin.getByRole('table', { name: 'Agents' }).locator('tbody tr').evaluateAll((rows) =>
-        rows.findIndex((r) => r.textContent!.includes('Dana Renamed'))
-      ),
-    ).click();
-    await expect.poll(async () =>
+    await admin.getByRole('row').filter({ hasText: 'Dana Renamed' }).getByRole('button', { name: 'Set quota' })
+      .click();
+    await poll(async () =>
       (await adminSql`select max_working_leads from public.agents where id = ${made.id}`)[0].max_working_leads
     ).toBe(7);
     await expectAccessible(admin, 'agents in admin mode');
@@ -325,6 +325,6 @@ describe('the accessibility check itself', () => {
 async function pickUser(page: Page, user: TestUser) {
   await page.getByLabel('Find user').fill(user.id.slice(0, 13));
   const select = page.getByLabel('User', { exact: true });
-  await expect.poll(() => select.locator(`option[value="${user.id}"]`).count()).toBe(1);
+  await poll(() => select.locator(`option[value="${user.id}"]`).count()).toBe(1);
   await select.selectOption(user.id);
 }
