@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { migrate, startEmbeddedPostgres } from './local-db.mjs';
 import { root, startApi } from './deno.mjs';
 import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from './tokens.mjs';
+import { startDashboard, stopBuild } from './dashboard.mjs';
 
 const API_PORT = Number(process.env.PORT ?? 54321);
 const DB_PORT = Number(process.env.DB_PORT ?? 54322);
@@ -45,11 +46,14 @@ Try it:
 
 Press Ctrl-C to stop.`);
 
+let dashboard;
 let stopping = false;
 async function shutdown() {
   if (stopping) return;
   stopping = true;
   console.log('\nStopping…');
+  stopBuild();
+  await dashboard?.close();
   await api.stop();
   if (db) await db.stop();
   process.exit(0);
@@ -62,3 +66,6 @@ api.child.on('exit', (code) => {
     shutdown();
   }
 });
+
+// Last, so that Ctrl-C during the dashboard build already stops everything.
+dashboard = await startDashboard({ apiUrl: api.url, tokens: { user: userToken, admin: adminToken } });

@@ -1,0 +1,215 @@
+import { useEffect, useState } from 'react';
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { Api } from '../api.ts';
+import { Empty, ErrorBox, fmtDay, Loading, Select } from '../components.tsx';
+import { adminOf, scopeOf, useSession } from '../session.tsx';
+import { AgentSelect, useAgents } from './AgentSelect.tsx';
+import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
+
+const PAGE_SIZE = 25;
+type ListInput = NonNullable<Parameters<Api['leads']['list']>[0]>;
+// Cursor paging (contract: "Paging, counts and scale") where the api returns nextCursor; offsets until then.
+type ListOutput = Awaited<ReturnType<Api['leads']['list']>> & { nextCursor?: string | null };
+
+export function useDebounced<T>(value: T, ms = 300): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return v;
+}
+
+export function Leads() {
+  const s = useSession();
+  const qc = useQueryClient();
+  const [search, setSearch] = useState('');
+  const term = useDebounced(search.trim());
+  const [status, setStatus] = useState('');
+  const [priority, setPriority] = useState('');
+  const [agentId, setAgentId] = useState('');
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [offset, setOffset] = useState(0);
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [panel, setPanel] = useState<PanelMode | null>(null);
+  const [batchAgent, setBatchAgent] = useState('');
+
+  const agents = useAgents();
+  const agentName = new Map(agents.data?.agents.map((a) => [a.id, a.name]));
+  const scope = scopeOf(s);
+  const filters = {
+    ...(term ? { searchTerm: term } : {}),
+    ...(status ? { status } : {}),
+    ...(priority ? { priority } : {}),
+    ...(agentId ? { agentId } : {}),
+  } as ListInput['filters'];
+  const filterKey = JSON.stringify([scope, filters]);
+  // New filters start again at the first page, with nothing selected.
+  useEffect(() => {
+    setCursors([null]);
+    setOffset(0);
+    setSelected(new Set());
+  }, [filterKey]);
+
+  const cursor = cursors[cursors.length - 1];
+  const list = useQuery({
+    queryKey: ['leads', scope, filters, cursor, offset],
+    queryFn: async () => {
+      const input = { ...scope, filters, limit: PAGE_SIZE, ...(cursor ? { cursor } : { offset }) } as ListInput;
+      return (await s.api.leads.list(input)) as ListOutput;
+    },
+    placeholderData: keepPreviousData,
+  });
+  const data = list.data;
+  const cursorMode = data !== undefined && 'nextCursor' in data;
+  const hasNext = cursorMode ? Boolean(data?.nextCursor) : data ? offset + PAGE_SIZE < data.count : false;
+  const hasPrev = cursorMode ? cursors.length > 1 : offset > 0;
+  const pageNo = cursorMode ? cursors.length : Math.floor(offset / PAGE_SIZE) + 1;
+
+  const batch = useMutation({
+    mutationFn: () =>
+      s.api.workingLeads.add({ ...adminOf(s), agentId: batchAgent, leadIds: [...selected] }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['working'] }),
+  });
+
+  const toggle = (id: number) =>
+    setSelected((prev) => {
+      const next = new Set(prev);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+  const rows = data?.leads ?? [];
+  const allOnPage = rows.length > 0 && rows.every((l) => selected.has(l.id));
+
+  return (
+    <div className="with-panel">
+      <section aria-labelledby="leads-h" className="main-col">
+        <h1 id="leads-h">Leads</h1>
+        <div className="filters">
+          <label>
+            Search <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
+          </label>
+          <Select label="Status" value={status} onChange={setStatus}>
+            <option value="">Any</option>
+            {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
+          <Select label="Priority" value={priority} onChange={setPriority}>
+            <option value="">Any</option>
+            {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
+          </Select>
+          <AgentSelect label="Agent" value={agentId} onChange={setAgentId} />
+          <button onClick={() => setPanel({ kind: 'new' })}>New lead</button>
+        </div>
+
+        <div className="toolbar" aria-label="Selection">
+          <span>{selected.size} selected</span>
+          <AgentSelect label="Working set of" value={batchAgent} onChange={setBatchAgent} allowAll={false} />
+          <button
+            disabled={selected.size === 0 || !batchAgent || batch.isPending}
+            onClick={() => batch.mutate()}
+          >
+            Add selected to working set
+          </button>
+          {batch.isPending && <span role="status">Adding {selected.size} leads…</span>}
+        </div>
+        <ErrorBox error={batch.error} title="Batch add failed" />
+        {batch.data && (
+          <div role="status" className="batch-result">
+            Added {batch.data.added.length}, already working {batch.data.alreadyWorking.length}, failed{' '}
+            {batch.data.failed.length}. Quota: {batch.data.quota.currentWorkingLeads} /{' '}
+            {batch.data.quota.maxWorkingLeads}.
+            {batch.data.failed.length > 0 && (
+              <ul aria-label="Failed leads">
+                {batch.data.failed.map((f) => (
+                  <li key={f.leadId}>
+                    Lead {f.leadId}: <code>{f.code}</code> {f.message}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        )}
+
+        <ErrorBox error={list.error} title="Could not load leads" />
+        {list.isLoading && <Loading what="leads" />}
+        {data && rows.length === 0 && <Empty>No leads match.</Empty>}
+        {rows.length > 0 && (
+          <table aria-label="Leads" aria-busy={list.isFetching}>
+            <thead>
+              <tr>
+                <th scope="col">
+                  <input
+                    type="checkbox"
+                    aria-label="Select all on this page"
+                    checked={allOnPage}
+                    onChange={() =>
+                      setSelected((prev) => {
+                        const next = new Set(prev);
+                        for (const l of rows) allOnPage ? next.delete(l.id) : next.add(l.id);
+                        return next;
+                      })}
+                  />
+                </th>
+                <th scope="col">Name</th>
+                <th scope="col">Email</th>
+                <th scope="col">Phone</th>
+                <th scope="col">Status</th>
+                <th scope="col">Priority</th>
+                <th scope="col">Agent</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((l) => (
+                <tr key={l.id} className={panel?.kind === 'edit' && panel.id === l.id ? 'current' : undefined}>
+                  <td>
+                    <input
+                      type="checkbox"
+                      aria-label={`Select ${l.name ?? 'lead ' + l.id}`}
+                      checked={selected.has(l.id)}
+                      onChange={() => toggle(l.id)}
+                    />
+                  </td>
+                  <td>
+                    <button className="link" onClick={() => setPanel({ kind: 'edit', id: l.id })}>
+                      {l.name ?? `Lead ${l.id}`}
+                    </button>
+                  </td>
+                  <td>{l.email ?? '—'}</td>
+                  <td>{l.phone ?? '—'}</td>
+                  <td>{l.status ?? '—'}</td>
+                  <td>{l.priority ?? '—'}</td>
+                  <td>{agentName.get(l.agent_id) ?? l.agent_id}</td>
+                  <td>{fmtDay(l.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        {data && (
+          <nav className="pager" aria-label="Pages">
+            <button
+              disabled={!hasPrev}
+              onClick={() => (cursorMode ? setCursors((c) => c.slice(0, -1)) : setOffset((o) => Math.max(0, o - PAGE_SIZE)))}
+            >
+              Previous page
+            </button>
+            <span>
+              Page {pageNo}
+              {data.count !== null && data.count !== undefined && ` · ${data.count} leads`}
+            </span>
+            <button
+              disabled={!hasNext}
+              onClick={() =>
+                cursorMode ? setCursors((c) => [...c, data.nextCursor!]) : setOffset((o) => o + PAGE_SIZE)}
+            >
+              Next page
+            </button>
+          </nav>
+        )}
+      </section>
+      {panel && <LeadPanel key={panel.kind === 'edit' ? panel.id : 'new'} mode={panel} onClose={() => setPanel(null)} onCreated={(id) => setPanel({ kind: 'edit', id })} />}
+    </div>
+  );
+}
