@@ -24,10 +24,6 @@ export const Loading = ({ what }: { what: string }) => (
 
 export const Empty = ({ children }: { children: React.ReactNode }) => <p className="empty">{children}</p>;
 
-export const Unavailable = ({ what }: { what: string }) => (
-  <p className="empty">{what} is not available in this version of the api client.</p>
-);
-
 export const fmtDate = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString() : '—');
 
 /**

@@ -236,6 +236,88 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
     await page.getByText('No leads match.').waitFor();
     await page.close();
   });
+
+  it('shows a version conflict from a second tab, and reloads the current lead', async () => {
+    const [id] = await createLeads(mainAgent, dana, [{ name: 'Twice Open' }]);
+    const open = async () => {
+      const tab = await signedIn('user', 'leads');
+      await tab.getByLabel('Search', { exact: true }).fill('Twice Open');
+      await tab.getByRole('table', { name: 'Leads' }).getByRole('button', { name: 'Twice Open' }).click();
+      await poll(() => tab.getByRole('complementary').getByLabel('Name').inputValue()).toBe('Twice Open');
+      return tab;
+    };
+    const [one, two] = [await open(), await open()];
+    const nameOf = async () => (await adminSql`select name, version from public.leads where id = ${id}`)[0];
+
+    await two.getByRole('complementary').getByLabel('Name').fill('Changed In Tab Two');
+    await two.getByRole('complementary').getByRole('button', { name: 'Save changes' }).click();
+    await poll(async () => (await nameOf())?.name).toBe('Changed In Tab Two');
+
+    const panel = one.getByRole('complementary');
+    await panel.getByLabel('Name').fill('Changed In Tab One');
+    await panel.getByRole('button', { name: 'Save changes' }).click();
+    const alert = panel.getByRole('alert');
+    await alert.getByText('Someone else changed this lead').waitFor();
+    expect(await alert.textContent()).toContain('Changed In Tab Two');
+    expect(await alert.locator('.error-request code').textContent()).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await nameOf()).name).toBe('Changed In Tab Two'); // the stale save changed nothing
+    await expectAccessible(one, 'version conflict');
+    await alert.scrollIntoViewIfNeeded(); // the screenshot shows the conflict, not only the form
+    await shot(one, 'version-conflict');
+
+    await panel.getByRole('button', { name: 'Reload the current lead' }).click();
+    expect(await panel.getByLabel('Name').inputValue()).toBe('Changed In Tab Two');
+    await panel.getByLabel('Name').fill('Tab One After Reload');
+    await panel.getByRole('button', { name: 'Save changes' }).click();
+    await poll(async () => (await nameOf())?.name).toBe('Tab One After Reload');
+    // The history timeline: newest first, both saves and the creation, the names as they changed.
+    const kinds = panel.getByRole('region', { name: 'History' }).locator('.timeline > li > strong');
+    await poll(() => kinds.allTextContents()).toEqual(['updated', 'updated', 'created']);
+    expect(await panel.getByRole('region', { name: 'History' }).textContent()).toContain(
+      'name: Changed In Tab Two → Tab One After Reload',
+    );
+    await one.close();
+    await two.close();
+  });
+
+  it('shows the admin audit log with the entry an admin-mode action just left', async () => {
+    const [{ id }] = await adminSql`select id from public.leads where user_id = ${omar.id}`;
+    const omarLead = String(id);
+    const page = await signedIn('admin', 'leads');
+    await page.getByRole('switch', { name: 'Admin mode' }).check();
+    await pickUser(page, omar);
+    await page.getByRole('table', { name: 'Leads' }).getByRole('button', { name: 'Omar Private Lead' }).click();
+    await poll(() => page.getByRole('complementary').getByLabel('Name').inputValue()).toBe('Omar Private Lead');
+    // The entry is written after the answer, in a transaction of its own: wait for it in the table.
+    const logged = () =>
+      adminSql`select action, outcome, request_id from private.admin_audit
+               where actor_id = ${ada.id} and resource = 'leads' and action = 'get' and target_id = ${omarLead}
+               order by id desc`;
+    await poll(async () => (await logged()).length).toBeGreaterThan(0);
+    const [entry] = await logged();
+    expect(entry.outcome).toBe('OK');
+    expect(entry.request_id).toMatch(/^[0-9a-f-]{36}$/);
+
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Audit log' }).click();
+    const table = page.getByRole('table', { name: 'Audit entries' });
+    const row = table.getByRole('row').filter({ hasText: entry.request_id });
+    await row.waitFor();
+    const cells = await row.getByRole('cell').allTextContents();
+    // When, actor, action, target, user, outcome, request id.
+    expect(cells.slice(1)).toEqual([ada.id, 'leads/get', omarLead, '—', 'OK', entry.request_id]);
+    await expectAccessible(page, 'audit log');
+    await shot(page, 'audit-log');
+
+    // Without admin mode the log is not shown, and a user has no link to it at all.
+    await page.getByRole('switch', { name: 'Admin mode' }).uncheck();
+    await page.getByText('Turn on Admin mode to read the audit log.').waitFor();
+    expect(await table.count()).toBe(0);
+    await page.close();
+    const user = await signedIn('user');
+    expect(await user.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Audit log' }).count())
+      .toBe(0);
+    await user.close();
+  });
 });
 
 describe('agents in chromium', { timeout: 90_000 }, () => {

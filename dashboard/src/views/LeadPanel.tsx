@@ -1,8 +1,7 @@
 import { useState } from 'react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, type Api, type LeadT } from '../api.ts';
 import { ErrorBox, fmtDate, Loading, Select } from '../components.tsx';
-import { future } from '../future.ts';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
 import { AgentSelect } from './AgentSelect.tsx';
 
@@ -11,8 +10,6 @@ export type PanelMode = { kind: 'new' } | { kind: 'edit'; id: number };
 const FIELDS = ['name', 'email', 'phone', 'status', 'priority', 'agent_id', 'notes'] as const;
 type Field = (typeof FIELDS)[number];
 type Form = Record<Field, string>;
-// Leads carry `version` once the api has optimistic locking (contract: "Safe writes").
-type Versioned = LeadT & { version?: number };
 type UpdateInput = Parameters<Api['leads']['update']>[1];
 type CreateInput = Parameters<Api['leads']['create']>[0];
 
@@ -28,11 +25,11 @@ export function LeadPanel(
   const id = mode.kind === 'edit' ? mode.id : undefined;
   const lead = useQuery({
     queryKey: ['lead', id, s.adminMode],
-    queryFn: async () => (await s.api.leads.get(id!, adminOf(s))).lead as Versioned,
+    queryFn: async () => (await s.api.leads.get(id!, adminOf(s))).lead,
     enabled: id !== undefined,
   });
   // The lead the form was filled from: edits and conflicts are judged against it.
-  const [base, setBase] = useState<Versioned | undefined>();
+  const [base, setBase] = useState<LeadT | undefined>();
   const [form, setForm] = useState<Form>(toForm({ status: 'new' }));
   const [confirmDelete, setConfirmDelete] = useState(false);
   if (lead.data && base?.id !== lead.data.id) {
@@ -50,10 +47,13 @@ export function LeadPanel(
     mutationFn: async () => {
       const data: Record<string, unknown> = { ...(mode.kind === 'new' ? scopeOf(s) : adminOf(s)) };
       for (const f of changed) data[f] = f === 'agent_id' ? form[f] : nullIfEmpty(form[f]);
-      if (mode.kind === 'new') return (await s.api.leads.create(data as CreateInput)).lead as Versioned;
-      if (typeof base?.version === 'number') data.ifVersion = base.version;
-      return (await s.api.leads.update(id!, data as UpdateInput)).lead as Versioned;
+      if (mode.kind === 'new') return (await s.api.leads.create(data as CreateInput)).lead;
+      // The lead as the form was filled: a save over someone else's change is a 409, not a silent overwrite.
+      if (base) data.ifVersion = base.version;
+      return (await s.api.leads.update(id!, data as UpdateInput)).lead;
     },
+    // A conflict means the history grew too: the timeline shows the change that won.
+    onError: () => qc.invalidateQueries({ queryKey: ['history', id] }),
     onSuccess: (saved) => {
       refresh();
       if (mode.kind === 'new') onCreated(saved.id);
@@ -73,7 +73,7 @@ export function LeadPanel(
   });
 
   const conflict = save.error instanceof ApiError && save.error.code === 'CONFLICT'
-    ? (save.error.details as { current?: Versioned } | undefined)?.current
+    ? (save.error.details as { current?: LeadT } | undefined)?.current
     : undefined;
 
   return (
@@ -111,7 +111,7 @@ export function LeadPanel(
           <label>
             Notes <textarea value={form.notes} onChange={(e) => setForm({ ...form, notes: e.target.value })} />
           </label>
-          {base && <p className="muted">Updated {fmtDate(base.updated_at ?? base.created_at)}{base.version !== undefined && `, version ${base.version}`}</p>}
+          {base && <p className="muted">Updated {fmtDate(base.updated_at ?? base.created_at)}, version {base.version}</p>}
           <div className="row">
             <button type="submit" disabled={save.isPending || changed.length === 0 || !form.agent_id}>
               {mode.kind === 'new' ? 'Create lead' : 'Save changes'}
@@ -123,7 +123,8 @@ export function LeadPanel(
       {conflict && base
         ? (
           <div role="alert" className="error conflict">
-            <strong>Someone else changed this lead</strong> (now version {conflict.version}). Their values:
+            <strong>Someone else changed this lead</strong> (now version {conflict.version}
+            <LastChange id={conflict.id} />). Their values:
             <ul>
               {FIELDS.filter((f) => (conflict[f] ?? '') !== (base[f] ?? '')).map((f) => (
                 <li key={f}>
@@ -164,34 +165,62 @@ export function LeadPanel(
   );
 }
 
+/** Who made the lead's newest change, and when: the conflict says whose save won. */
+function LastChange({ id }: { id: number }) {
+  const s = useSession();
+  const q = useQuery({
+    queryKey: ['history', id, s.adminMode, 'newest'],
+    queryFn: () => s.api.leads.history(id, { limit: 1, ...adminOf(s) }),
+  });
+  const e = q.data?.events[0];
+  return e ? <>, {e.kind} {fmtDate(e.at)} by <Actor id={e.actorId} /></> : null;
+}
+
+/** A change's author: null is the database owner (migrations, imports), not a user. */
+function Actor({ id }: { id: string | null }) {
+  const s = useSession();
+  if (id === null) return <>the database</>;
+  return id === s.userId ? <>you</> : <code>{id}</code>;
+}
+
+/** A lead's change history (leads/history), newest first; "Show older events" follows nextCursor. */
 function History({ id }: { id: number }) {
   const s = useSession();
-  const history = future(s.api).leads.history;
-  const q = useQuery({
+  const q = useInfiniteQuery({
     queryKey: ['history', id, s.adminMode],
-    queryFn: () => history!(id, { limit: 20, ...adminOf(s) }),
-    enabled: Boolean(history),
+    queryFn: ({ pageParam }) =>
+      s.api.leads.history(id, { limit: 20, ...adminOf(s), ...(pageParam ? { cursor: pageParam } : {}) }),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.nextCursor,
   });
-  if (!history) return null;
+  const events = q.data?.pages.flatMap((p) => p.events) ?? [];
   return (
     <section aria-labelledby="hist-h">
       <h3 id="hist-h">History</h3>
       {q.isLoading && <Loading what="history" />}
-      <ErrorBox error={q.error} />
-      {q.data && q.data.events.length === 0 && <p className="empty">No events.</p>}
+      <ErrorBox error={q.error} title="Could not load the history" />
+      {q.data && events.length === 0 && <p className="empty">No events.</p>}
       <ol className="timeline">
-        {q.data?.events.map((e) => (
+        {events.map((e) => (
           <li key={e.id}>
-            <strong>{e.kind}</strong> {fmtDate(e.at)}
-            {e.adminMode && ' (admin)'}
-            {e.changes && (
-              <ul>
-                {Object.entries(e.changes).map(([f, [a, b]]) => <li key={f}>{f}: {String(a ?? '—')} → {String(b ?? '—')}</li>)}
-              </ul>
-            )}
+            <strong>{e.kind}</strong> {fmtDate(e.at)} by <Actor id={e.actorId} />
+            {e.adminMode && ' (admin mode)'}
+            <ul>
+              {Object.entries(e.changes).map(([f, change]) => {
+                // { field: [before, after] }; anything else is shown as it came.
+                const [a, b] = Array.isArray(change) && change.length === 2 ? change : [undefined, change];
+                return <li key={f}>{f}: {show(a)} → {show(b)}</li>;
+              })}
+            </ul>
           </li>
         ))}
       </ol>
+      {q.hasNextPage && (
+        <button onClick={() => q.fetchNextPage()} disabled={q.isFetchingNextPage}>Show older events</button>
+      )}
     </section>
   );
 }
+
+const show = (v: unknown) =>
+  v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v);
