@@ -14,7 +14,8 @@ const viaDataApi = <T>(user: TestUser, fn: (sql: postgres.TransactionSql) => Pro
     return fn(sql);
   }) as Promise<T>;
 
-const list = (user: TestUser, data: Record<string, unknown>) => call(user.token, { resource: 'leads', action: 'list', data });
+const list = (user: TestUser, data: Record<string, unknown>) =>
+  call(user.token, { resource: 'leads', action: 'list', data });
 
 describe('cursor paging', () => {
   let owner: TestUser, agent: string, other: string;
@@ -27,15 +28,23 @@ describe('cursor paging', () => {
     // Two agents, many leads sharing one created_at: the keyset must break ties by id.
     const t = Date.now() - 3_600_000;
     initial = [
-      ...(await createLeads(agent, owner, Array.from({ length: 60 }, (_, i) => ({
-        name: `P${i}`,
-        created_at: new Date(t - (i % 7) * 1000),
-        status: i % 3 ? 'new' : 'qualified',
-      })))),
-      ...(await createLeads(other, owner, Array.from({ length: 40 }, (_, i) => ({
-        name: `Q${i}`,
-        created_at: new Date(t - (i % 5) * 1000),
-      })))),
+      ...(await createLeads(
+        agent,
+        owner,
+        Array.from({ length: 60 }, (_, i) => ({
+          name: `P${i}`,
+          created_at: new Date(t - (i % 7) * 1000),
+          status: i % 3 ? 'new' : 'qualified',
+        })),
+      )),
+      ...(await createLeads(
+        other,
+        owner,
+        Array.from({ length: 40 }, (_, i) => ({
+          name: `Q${i}`,
+          created_at: new Date(t - (i % 5) * 1000),
+        })),
+      )),
     ];
   });
 
@@ -96,11 +105,13 @@ describe('cursor paging', () => {
     expect(typeof cursor).toBe('string');
     const same = await list(owner, { filters: { agentId: agent }, limit: 5, cursor });
     expect(same.status).toBe(200);
-    for (const data of [
-      { filters: { agentId: other }, cursor },
-      { filters: { agentId: agent, status: 'new' }, cursor },
-      { cursor },
-    ]) {
+    for (
+      const data of [
+        { filters: { agentId: other }, cursor },
+        { filters: { agentId: agent, status: 'new' }, cursor },
+        { cursor },
+      ]
+    ) {
       const r = await list(owner, data);
       expect(r.status).toBe(400);
       expect(r.body.error.code).toBe('VALIDATION_ERROR');
@@ -244,9 +255,12 @@ describe('rollups', () => {
         return;
       }
       case 'dataUpdate':
-        await viaDataApi(alice, (sql) =>
-          sql`update public.leads set status = ${STATUSES[o.status]}, priority = ${PRIORITIES[o.priority]}
-              where id = ${id}`);
+        await viaDataApi(
+          alice,
+          (sql) =>
+            sql`update public.leads set status = ${STATUSES[o.status]}, priority = ${PRIORITIES[o.priority]}
+              where id = ${id}`,
+        );
         return;
       case 'apiMove': {
         const r = await call(alice.token, {
@@ -260,9 +274,12 @@ describe('rollups', () => {
       }
       case 'dataMove':
         // Moves every lead of one agent in one statement: many rows, one trigger call.
-        await viaDataApi(alice, (sql) =>
-          sql`update public.leads set agent_id = case agent_id when ${a1} then ${a2} else ${a1} end
-              where id % 3 = ${id % 3}`);
+        await viaDataApi(
+          alice,
+          (sql) =>
+            sql`update public.leads set agent_id = case agent_id when ${a1} then ${a2} else ${a1} end
+              where id % 3 = ${id % 3}`,
+        );
         return;
       case 'apiDelete': {
         const r = await call(alice.token, { resource: 'leads', action: 'delete', id });
@@ -335,12 +352,22 @@ describe('rollups', () => {
       from (values ('new', interval '-1 microsecond'), ('contacted', interval '0'),
                    ('qualified', interval '1 microsecond'), ('converted', interval '2 days'),
                    ('new', interval '-3 days'), ('new', interval '29 days')) v(s, d)`;
-    const [r] = await asRole(claimsOf(owner), (sql) => sql`select public.lead_totals(p_since => ${t}::timestamptz) as x`);
+    const [r] = await asRole(
+      claimsOf(owner),
+      (sql) => sql`select public.lead_totals(p_since => ${t}::timestamptz) as x`,
+    );
     expect(r.x).toEqual({ total: 4, by_status: { new: 1, contacted: 1, qualified: 1, converted: 1 } });
     // Through the api, 30d starts a little later (now has moved on): the leads at and just after
     // the boundary above are now outside, the 2-day and 29-day ones inside.
-    const stats = await call(owner.token, { resource: 'leads', action: 'stats', data: { filters: { dateRange: '30d' } } });
-    expect(stats.body.data.stats).toEqual({ total: 2, by_status: { new: 1, contacted: 0, qualified: 0, converted: 1 } });
+    const stats = await call(owner.token, {
+      resource: 'leads',
+      action: 'stats',
+      data: { filters: { dateRange: '30d' } },
+    });
+    expect(stats.body.data.stats).toEqual({
+      total: 2,
+      by_status: { new: 1, contacted: 0, qualified: 0, converted: 1 },
+    });
     const l = await list(owner, { filters: { dateRange: '30d' } });
     expect([l.body.data.count, l.body.data.leads.length]).toEqual([2, 2]);
   });
