@@ -342,6 +342,27 @@ describe('rollups', () => {
     expect([row.all_.total, row.recent.total, row.alice.total]).toEqual([row.n, row.m, row.a]);
   });
 
+  it('concurrent creates on one agent leave few rollup rows (compaction) and an exact count', async () => {
+    const owner = await createUser();
+    const agent = await createAgent(owner);
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; i < 40; i++) {
+        const r = await call(owner.token, {
+          resource: 'leads',
+          action: 'create',
+          data: { agent_id: agent, name: `c${w}.${i}` },
+        });
+        expect(r.status).toBe(201);
+      }
+    }));
+    const [row] = await adminSql`
+      select count(*)::int as rows, sum(n)::int as total from private.lead_rollup where agent_id = ${agent} and day is null`;
+    // 320 appends to this key; without compaction there would be 320 rows. One in 16 compacts,
+    // so more than 150 left means compaction is not running ((15/16)^150 < 1e-4 otherwise).
+    expect(row.total).toBe(320);
+    expect(row.rows).toBeLessThan(150);
+  });
+
   it('dateRange boundaries are exact to the microsecond', async () => {
     const owner = await createUser();
     const agent = await createAgent(owner);
