@@ -107,8 +107,9 @@ exception when duplicate_object then null;
 end $$;
 
 /** Appends the deltas of a statement's changes at all four levels, one row per group whose count
-    changed, and compacts about one key in 16 of those it appended to (the row id decides, so the
-    choice spreads evenly without a shared counter). */
+    changed, and compacts about one key in 16 of those it appended to, chosen at random: no
+    shared counter to contend on, and (unlike `id % 16`, which always lands on the same level
+    when every statement appends the same number of rows) every key gets its turn. */
 create or replace function private.lead_rollup_record(p_changes private.lead_rollup_change[]) returns void
 language plpgsql security definer
 set search_path = ''
@@ -125,9 +126,9 @@ begin
                               (c.agent_id, c.user_id, c.day, c.status, c.priority),
                               (c.status, c.priority), (c.day, c.status, c.priority))
       having sum(c.n) <> 0
-      returning id, agent_id, day
+      returning agent_id, day
     )
-    select distinct a.agent_id, a.day from appended a where a.id % 16 = 0
+    select distinct a.agent_id, a.day from appended a where random() < 1.0 / 16
   loop
     perform private.lead_rollup_compact(r.agent_id, r.day);
   end loop;
@@ -226,7 +227,8 @@ $$;
     rollup: whole UTC days after p_since's day from the per-day rows, the leads of p_since's own
     day from an index range scan of `leads`, so a `dateRange` boundary is exact to the microsecond.
     Security definer: it applies the caller's agents itself (lead_scope_agents), so the rollup
-    stays unreadable to users. */
+    stays unreadable to users. The query holds only the parts asked for: a cached plan over
+    `x is null or ...` conditions could not use the right index for every case. */
 create or replace function private.lead_rollup_counts(
   p_agent_ids text[], p_status text, p_priority text, p_since timestamptz, p_user_id uuid
 ) returns jsonb
@@ -236,35 +238,30 @@ as $$
 declare
   v_agents text[] := private.lead_scope_agents(p_agent_ids, p_user_id);
   v_day date := private.day_key(p_since);
-  v_day_end timestamptz := (v_day + 1)::timestamp at time zone 'UTC';
+  v_rollup text := 'select r.status, r.n from private.lead_rollup r where '
+    || case when v_agents is null then 'r.agent_id is null' else 'r.agent_id = any ($1)' end
+    || case when p_since is null then ' and r.day is null' else ' and r.day > $2' end
+    || case when p_user_id is not null then ' and r.user_id = $5' else '' end
+    || case when p_priority is not null then ' and r.priority = $4' else '' end
+    || case when p_status is not null then ' and r.status = $6' else '' end;
+  -- The boundary day: leads from p_since to the end of its UTC day, from a created_at index.
+  v_partial text := case when p_since is null then '' else
+    ' union all select private.status_key(l.status), 1 from public.leads l'
+    || ' where l.created_at >= $3 and l.created_at < (($2 + 1)::timestamp at time zone ''UTC'')'
+    || case when v_agents is null then '' else ' and l.agent_id = any ($1)' end
+    || case when p_user_id is not null then ' and l.user_id = $5' else '' end
+    || case when p_priority is not null then ' and l.priority = $4' else '' end
+    || case when p_status is not null then ' and private.status_key(l.status) = $6' else '' end
+  end;
   v_result jsonb;
 begin
-  with counted as (
-    select r.status, r.n from private.lead_rollup r
-    where v_agents is not null and r.agent_id = any (v_agents)
-      and (p_user_id is null or r.user_id = p_user_id)
-      and ((p_since is null and r.day is null) or (p_since is not null and r.day > v_day))
-      and (p_priority is null or r.priority = p_priority)
-    union all
-    select r.status, r.n from private.lead_rollup r
-    where v_agents is null and r.agent_id is null
-      and ((p_since is null and r.day is null) or (p_since is not null and r.day > v_day))
-      and (p_priority is null or r.priority = p_priority)
-    union all
-    select private.status_key(l.status), 1 from public.leads l
-    where p_since is not null and l.created_at >= p_since and l.created_at < v_day_end
-      and (v_agents is null or l.agent_id = any (v_agents))
-      and (p_user_id is null or l.user_id = p_user_id)
-      and (p_priority is null or l.priority = p_priority)
-  ), matching as (
-    select c.status, c.n from counted c where p_status is null or c.status = p_status
-  )
-  select jsonb_build_object('total', coalesce(sum(m.n), 0), 'by_status', jsonb_build_object(
-           'new', coalesce(sum(m.n) filter (where m.status = 'new'), 0),
-           'contacted', coalesce(sum(m.n) filter (where m.status = 'contacted'), 0),
-           'qualified', coalesce(sum(m.n) filter (where m.status = 'qualified'), 0),
-           'converted', coalesce(sum(m.n) filter (where m.status = 'converted'), 0)))
-  into v_result from matching m;
+  execute 'select jsonb_build_object(''total'', coalesce(sum(m.n), 0), ''by_status'', jsonb_build_object('
+    '''new'', coalesce(sum(m.n) filter (where m.status = ''new''), 0), '
+    '''contacted'', coalesce(sum(m.n) filter (where m.status = ''contacted''), 0), '
+    '''qualified'', coalesce(sum(m.n) filter (where m.status = ''qualified''), 0), '
+    '''converted'', coalesce(sum(m.n) filter (where m.status = ''converted''), 0))) from ('
+    || v_rollup || v_partial || ') m'
+    into v_result using v_agents, v_day, p_since, p_priority, p_user_id, p_status;
   return v_result;
 end
 $$;
