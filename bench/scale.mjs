@@ -14,6 +14,9 @@ import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, HUGE_USER, loadBenchData, SMALL_USER } from './data.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+// SCALE_BASELINE=1: the same reads on a checkout from before cursors and rollups (the deep page
+// by offset 25,000 instead of a cursor, no create runs); prints its table and writes nothing.
+const BASELINE = process.env.SCALE_BASELINE === '1';
 const API_PORT = 24431;
 const log = (...a) => console.error(...a);
 
@@ -30,7 +33,11 @@ await sql`delete from public.leads where name like 'Bench %'`;
 await sql`vacuum analyze public.leads`;
 await sql`vacuum analyze private.lead_rollup`;
 
-const api = await startApi({ port: API_PORT, env: { DATABASE_URL: url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET }, quiet: true });
+const api = await startApi({
+  port: API_PORT,
+  env: { DATABASE_URL: url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+  quiet: true,
+});
 const endpoint = `${api.url}/functions/v1/api`;
 const ADMIN = 'c0000000-0000-4000-8000-0000000000ad';
 const accounts = [
@@ -78,7 +85,9 @@ function viaWrk(token, bodies, connections, seconds = SECONDS) {
       const lines = Array.from({ length: 20_000 }, (_, n) => JSON.stringify(bodies(t, n + 1)));
       writeFileSync(join(dir, `bodies-${t}.txt`), lines.join('\n') + '\n');
     }
-    writeFileSync(join(dir, 'script.lua'), `
+    writeFileSync(
+      join(dir, 'script.lua'),
+      `
       wrk.method = "POST"
       wrk.headers["Content-Type"] = "application/json"
       wrk.headers["Authorization"] = "Bearer ${token}"
@@ -100,9 +109,19 @@ function viaWrk(token, bodies, connections, seconds = SECONDS) {
         io.write(string.format('RESULT {"rps":%f,"p50":%f,"p99":%f,"errors":%d}\\n',
           summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
           e.status + e.connect + e.read + e.write + e.timeout))
-      end`);
-    const out = execFileSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`,
-      '-s', join(dir, 'script.lua'), endpoint]).toString();
+      end`,
+    );
+    const out = execFileSync('wrk', [
+      '-t',
+      String(threads),
+      '-c',
+      String(connections),
+      '-d',
+      `${seconds}s`,
+      '-s',
+      join(dir, 'script.lua'),
+      endpoint,
+    ]).toString();
     const failure = /NON2XX (.*)/.exec(out)?.[1];
     if (failure) log(`  first non-2xx answer: ${failure.slice(0, 200)}`);
     return JSON.parse(/RESULT (.*)/.exec(out)[1]);
@@ -114,11 +133,12 @@ function viaWrk(token, bodies, connections, seconds = SECONDS) {
 const TERMS = ['maria gar', 'wei.chen', 'smith1', 'khan@', 'sato7'];
 const rows = [];
 for (const account of accounts) {
-  const cursor = await deepCursor(account);
+  const cursor = BASELINE ? undefined : await deepCursor(account);
+  const deep = BASELINE ? { offset: 25_000 } : { cursor };
   const workloads = [
     ['stats', () => ({ resource: 'leads', action: 'stats', data: { ...account.extra } })],
     ['list, first page, exact count', () => ({ resource: 'leads', action: 'list', data: { ...account.extra } })],
-    ['list, page 1,001 by cursor', () => ({ resource: 'leads', action: 'list', data: { ...account.extra, cursor } })],
+    ['list, page 1,001 by cursor', () => ({ resource: 'leads', action: 'list', data: { ...account.extra, ...deep } })],
     ['list, searchTerm', (_t, n) => ({
       resource: 'leads',
       action: 'list',
@@ -135,6 +155,14 @@ for (const account of accounts) {
   }
 }
 
+if (BASELINE) {
+  for (const r of rows) console.log(JSON.stringify(r));
+  await api.stop();
+  await sql.end();
+  if (pg) await pg.stop();
+  process.exit(0);
+}
+
 // Create on one agent at c=32, rollup triggers off then on. Off: the created rows are removed
 // with the triggers still off, so the rollup stays exact for the "on" run.
 const bigToken = accounts[1].token;
@@ -146,7 +174,7 @@ const createBodies = (t, n) => ({
 const TRIGGERS = ['leads_rollup_insert', 'leads_rollup_update', 'leads_rollup_delete'];
 const creates = {};
 for (const mode of ['off', 'on']) {
-  if (mode === 'off') for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads disable trigger ${t}`);
+  if (mode === 'off') { for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads disable trigger ${t}`); }
   viaWrk(bigToken, createBodies, 32, 1);
   creates[mode] = viaWrk(bigToken, createBodies, 32);
   if (mode === 'on') {
@@ -154,7 +182,7 @@ for (const mode of ['off', 'on']) {
     creates.rollupRows = n;
   }
   await sql`delete from public.leads where name like 'Bench %'`;
-  if (mode === 'off') for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads enable trigger ${t}`);
+  if (mode === 'off') { for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads enable trigger ${t}`); }
   log(`create on one agent, c=32, triggers ${mode}: ${creates[mode].rps.toFixed(0)}/s`);
 }
 const [{ exact }] = await sql`

@@ -70,7 +70,12 @@ export const WORKLOADS = [
     body: (ctx, s, n) => ({
       resource: 'leads',
       action: 'create',
-      data: { agent_id: ctx.agents[n % 5], name: `Bench ${s}-${n}`, email: `b${s}.${n}@bench.test`, priority: 'medium' },
+      data: {
+        agent_id: ctx.agents[n % 5],
+        name: `Bench ${s}-${n}`,
+        email: `b${s}.${n}@bench.test`,
+        priority: 'medium',
+      },
     }),
   },
 ];
