@@ -366,18 +366,31 @@ describe('rollups', () => {
   it('dateRange boundaries are exact to the microsecond', async () => {
     const owner = await createUser();
     const agent = await createAgent(owner);
+    // A morning and an evening boundary (UTC): the two ways the boundary day is counted.
+    for (const hours of [3, 18]) {
+      const [{ t }] = await adminSql`
+        select (date_trunc('day', now() at time zone 'UTC') - interval '40 days' + ${hours} * interval '1 hour'
+                + interval '0.123456 seconds')::text || '+00' as t`;
+      // Leads one microsecond either side of the boundary, on it, and whole days either side.
+      const ids = await adminSql`insert into public.leads (agent_id, user_id, name, status, created_at)
+        select ${agent}, ${owner.id}, 'b', s, ${t}::timestamptz + d
+        from (values ('new', interval '-1 microsecond'), ('contacted', interval '0'),
+                     ('qualified', interval '1 microsecond'), ('converted', interval '2 days'),
+                     ('new', interval '-3 days'), ('new', interval '-2 hours'), ('new', interval '2 hours')) v(s, d)
+        returning id`;
+      const [r] = await asRole(
+        claimsOf(owner),
+        (sql) => sql`select public.lead_totals(p_since => ${t}::timestamptz) as x`,
+      );
+      expect(r.x).toEqual({ total: 4, by_status: { new: 1, contacted: 1, qualified: 1, converted: 1 } });
+      await adminSql`delete from public.leads where id in ${adminSql(ids.map((i) => i.id))}`;
+    }
     const [{ t }] = await adminSql`select (now() - interval '30 days')::text as t`;
-    // Leads one microsecond either side of the boundary, on the boundary, and whole days inside.
     await adminSql`insert into public.leads (agent_id, user_id, name, status, created_at)
       select ${agent}, ${owner.id}, 'b', s, ${t}::timestamptz + d
       from (values ('new', interval '-1 microsecond'), ('contacted', interval '0'),
                    ('qualified', interval '1 microsecond'), ('converted', interval '2 days'),
                    ('new', interval '-3 days'), ('new', interval '29 days')) v(s, d)`;
-    const [r] = await asRole(
-      claimsOf(owner),
-      (sql) => sql`select public.lead_totals(p_since => ${t}::timestamptz) as x`,
-    );
-    expect(r.x).toEqual({ total: 4, by_status: { new: 1, contacted: 1, qualified: 1, converted: 1 } });
     // Through the api, 30d starts a little later (now has moved on): the leads at and just after
     // the boundary above are now outside, the 2-day and 29-day ones inside.
     const stats = await call(owner.token, {

@@ -214,18 +214,26 @@ create or replace function private.lead_scope_agents(p_agent_ids text[], p_user_
 language sql stable security definer
 set search_path = ''
 as $$
+  -- Two branches, not `user_id = auth.uid() or admin_mode()`: an OR of the two plans as a
+  -- sequential scan of every agent, each branch alone as an index scan.
   select case
     when p_agent_ids is null and p_user_id is null and (select private.admin_mode()) then null
-    else array(select a.id from public.agents a
-               where (a.user_id = (select auth.uid()) or (select private.admin_mode()))
-                 and (p_agent_ids is null or a.id = any (p_agent_ids))
-                 and (p_user_id is null or a.user_id = p_user_id))
+    else array(
+      select a.id from public.agents a
+      where not (select private.admin_mode()) and a.user_id = (select auth.uid())
+        and (p_agent_ids is null or a.id = any (p_agent_ids)) and (p_user_id is null or a.user_id = p_user_id)
+      union all
+      select a.id from public.agents a
+      where (select private.admin_mode())
+        and (p_agent_ids is null or a.id = any (p_agent_ids)) and (p_user_id is null or a.user_id = p_user_id))
   end
 $$;
 
 /** `{ total, by_status }` of the leads the caller may use that match the filters, from the
-    rollup: whole UTC days after p_since's day from the per-day rows, the leads of p_since's own
-    day from an index range scan of `leads`, so a `dateRange` boundary is exact to the microsecond.
+    rollup: whole UTC days from the per-day rows, and the boundary day exact to the microsecond
+    from an index range scan of `leads` over the smaller part of it: either the leads from p_since
+    to the day's end are added, or the whole day is taken from the rollup and the leads from the
+    day's start to p_since subtracted.
     Security definer: it applies the caller's agents itself (lead_scope_agents), so the rollup
     stays unreadable to users. The query holds only the parts asked for: a cached plan over
     `x is null or ...` conditions could not use the right index for every case. */
@@ -238,16 +246,22 @@ as $$
 declare
   v_agents text[] := private.lead_scope_agents(p_agent_ids, p_user_id);
   v_day date := private.day_key(p_since);
+  -- Before noon UTC the part of the day before p_since is the smaller one to scan.
+  v_subtract boolean := p_since - (v_day::timestamp at time zone 'UTC') < interval '12 hours';
   v_rollup text := 'select r.status, r.n from private.lead_rollup r where '
     || case when v_agents is null then 'r.agent_id is null' else 'r.agent_id = any ($1)' end
-    || case when p_since is null then ' and r.day is null' else ' and r.day > $2' end
+    || case when p_since is null then ' and r.day is null' when v_subtract then ' and r.day >= $2'
+            else ' and r.day > $2' end
     || case when p_user_id is not null then ' and r.user_id = $5' else '' end
     || case when p_priority is not null then ' and r.priority = $4' else '' end
     || case when p_status is not null then ' and r.status = $6' else '' end;
-  -- The boundary day: leads from p_since to the end of its UTC day, from a created_at index.
+  -- The boundary day, from a created_at index: minus the leads before p_since, or plus those after.
   v_partial text := case when p_since is null then '' else
-    ' union all select private.status_key(l.status), 1 from public.leads l'
-    || ' where l.created_at >= $3 and l.created_at < (($2 + 1)::timestamp at time zone ''UTC'')'
+    case when v_subtract
+      then ' union all select private.status_key(l.status), -1 from public.leads l'
+           || ' where l.created_at >= ($2::timestamp at time zone ''UTC'') and l.created_at < $3'
+      else ' union all select private.status_key(l.status), 1 from public.leads l'
+           || ' where l.created_at >= $3 and l.created_at < (($2 + 1)::timestamp at time zone ''UTC'')' end
     || case when v_agents is null then '' else ' and l.agent_id = any ($1)' end
     || case when p_user_id is not null then ' and l.user_id = $5' else '' end
     || case when p_priority is not null then ' and l.priority = $4' else '' end
