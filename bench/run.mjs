@@ -317,6 +317,11 @@ ${table}
 ${extras}
 `;
 console.log(report);
-if (!process.env.BENCH_ONLY) writeFileSync(join(root, 'BENCHMARKS.md'), report);
+// The scale curve and its notes (bench/scale.mjs, from its start marker on) are kept.
+const previous = readFileSync(join(root, 'BENCHMARKS.md'), 'utf8');
+const scaleTail = previous.includes('<!-- scale:start -->')
+  ? previous.slice(previous.indexOf('<!-- scale:start -->'))
+  : '';
+if (!process.env.BENCH_ONLY) writeFileSync(join(root, 'BENCHMARKS.md'), scaleTail ? `${report}\n${scaleTail}` : report);
 await sql.end();
 if (pg) await pg.stop();
