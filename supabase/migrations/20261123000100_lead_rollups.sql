@@ -233,10 +233,9 @@ $$;
     rollup: whole UTC days from the per-day rows, and the boundary day exact to the microsecond
     from an index range scan of `leads` over the smaller part of it: either the leads from p_since
     to the day's end are added, or the whole day is taken from the rollup and the leads from the
-    day's start to p_since subtracted.
-    Security definer: it applies the caller's agents itself (lead_scope_agents), so the rollup
-    stays unreadable to users. The query holds only the parts asked for: a cached plan over
-    `x is null or ...` conditions could not use the right index for every case. */
+    day's start to p_since subtracted. Security definer: it applies the caller's agents itself
+    (lead_scope_agents), so the rollup stays unreadable to users. Static statements, one per
+    index path, so their plans are cached; the optional filters are plain row filters. */
 create or replace function private.lead_rollup_counts(
   p_agent_ids text[], p_status text, p_priority text, p_since timestamptz, p_user_id uuid
 ) returns jsonb
@@ -246,37 +245,53 @@ as $$
 declare
   v_agents text[] := private.lead_scope_agents(p_agent_ids, p_user_id);
   v_day date := private.day_key(p_since);
+  v_day_start timestamptz := v_day::timestamp at time zone 'UTC';
   -- Before noon UTC the part of the day before p_since is the smaller one to scan.
-  v_subtract boolean := p_since - (v_day::timestamp at time zone 'UTC') < interval '12 hours';
-  v_rollup text := 'select r.status, r.n from private.lead_rollup r where '
-    || case when v_agents is null then 'r.agent_id is null' else 'r.agent_id = any ($1)' end
-    || case when p_since is null then ' and r.day is null' when v_subtract then ' and r.day >= $2'
-            else ' and r.day > $2' end
-    || case when p_user_id is not null then ' and r.user_id = $5' else '' end
-    || case when p_priority is not null then ' and r.priority = $4' else '' end
-    || case when p_status is not null then ' and r.status = $6' else '' end;
-  -- The boundary day, from a created_at index: minus the leads before p_since, or plus those after.
-  v_partial text := case when p_since is null then '' else
-    case when v_subtract
-      then ' union all select private.status_key(l.status), -1 from public.leads l'
-           || ' where l.created_at >= ($2::timestamp at time zone ''UTC'') and l.created_at < $3'
-      else ' union all select private.status_key(l.status), 1 from public.leads l'
-           || ' where l.created_at >= $3 and l.created_at < (($2 + 1)::timestamp at time zone ''UTC'')' end
-    || case when v_agents is null then '' else ' and l.agent_id = any ($1)' end
-    || case when p_user_id is not null then ' and l.user_id = $5' else '' end
-    || case when p_priority is not null then ' and l.priority = $4' else '' end
-    || case when p_status is not null then ' and private.status_key(l.status) = $6' else '' end
-  end;
-  v_result jsonb;
+  v_subtract boolean := p_since - v_day_start < interval '12 hours';
+  v_from date := case when v_subtract then v_day else v_day + 1 end;
+  v_lo timestamptz := case when v_subtract then v_day_start else p_since end;
+  v_hi timestamptz := case when v_subtract then p_since else v_day_start + interval '1 day' end;
+  v_sign int := case when v_subtract then -1 else 1 end;
+  v_status text[];
+  v_n bigint[];
 begin
-  execute 'select jsonb_build_object(''total'', coalesce(sum(m.n), 0), ''by_status'', jsonb_build_object('
-    '''new'', coalesce(sum(m.n) filter (where m.status = ''new''), 0), '
-    '''contacted'', coalesce(sum(m.n) filter (where m.status = ''contacted''), 0), '
-    '''qualified'', coalesce(sum(m.n) filter (where m.status = ''qualified''), 0), '
-    '''converted'', coalesce(sum(m.n) filter (where m.status = ''converted''), 0))) from ('
-    || v_rollup || v_partial || ') m'
-    into v_result using v_agents, v_day, p_since, p_priority, p_user_id, p_status;
-  return v_result;
+  if p_since is null and v_agents is null then
+    select array_agg(r.status), array_agg(r.n) into v_status, v_n from private.lead_rollup r
+    where r.agent_id is null and r.day is null
+      and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status);
+  elsif p_since is null then
+    select array_agg(r.status), array_agg(r.n) into v_status, v_n from private.lead_rollup r
+    where r.agent_id = any (v_agents) and r.day is null and (p_user_id is null or r.user_id = p_user_id)
+      and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status);
+  elsif v_agents is null then
+    select array_agg(c.status), array_agg(c.n) into v_status, v_n from (
+      select r.status, r.n from private.lead_rollup r
+      where r.agent_id is null and r.day >= v_from
+        and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+      union all
+      select private.status_key(l.status), v_sign from public.leads l
+      where l.created_at >= v_lo and l.created_at < v_hi
+        and (p_priority is null or l.priority = p_priority)
+        and (p_status is null or private.status_key(l.status) = p_status)) c;
+  else
+    select array_agg(c.status), array_agg(c.n) into v_status, v_n from (
+      select r.status, r.n from private.lead_rollup r
+      where r.agent_id = any (v_agents) and r.day >= v_from and (p_user_id is null or r.user_id = p_user_id)
+        and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+      union all
+      select private.status_key(l.status), v_sign from public.leads l
+      where l.agent_id = any (v_agents) and l.created_at >= v_lo and l.created_at < v_hi
+        and (p_user_id is null or l.user_id = p_user_id)
+        and (p_priority is null or l.priority = p_priority)
+        and (p_status is null or private.status_key(l.status) = p_status)) c;
+  end if;
+  return (
+    select jsonb_build_object('total', coalesce(sum(m.n), 0), 'by_status', jsonb_build_object(
+      'new', coalesce(sum(m.n) filter (where m.status = 'new'), 0),
+      'contacted', coalesce(sum(m.n) filter (where m.status = 'contacted'), 0),
+      'qualified', coalesce(sum(m.n) filter (where m.status = 'qualified'), 0),
+      'converted', coalesce(sum(m.n) filter (where m.status = 'converted'), 0)))
+    from unnest(v_status, v_n) m(status, n));
 end
 $$;
 
@@ -350,7 +365,10 @@ set search_path = ''
 as $$
 declare
   v_where text := private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id)
-    || case when p_after_id is not null then ' and (l.created_at, l.id) < ($7, $8)' else '' end;
+    -- The keyset, spelled so `created_at <= $7` is an index condition (the row comparison
+    -- `(created_at, id) < ($7, $8)` is not one on the descending index) and ties filter by id.
+    || case when p_after_id is not null then ' and l.created_at <= $7 and (l.created_at < $7 or l.id < $8)'
+            else '' end;
   v_agents text[];
 begin
   if p_search is null and p_user_id is null
