@@ -63,16 +63,16 @@ function listing(summary: boolean) {
       const args = filterArgs(tx, f, userId, since);
       const json = summary ? leadSummaryJson(tx) : leadJson(tx);
       const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
-      // One row more than the page tells whether there is a next page.
-      const page = tx`select l.*, row_number() over () as k from public.lead_page(${args},
+      // One row more than the page tells whether there is a next page. Every row carries the
+      // total; an empty page is one row with a null lead (id null).
+      const page = tx`select x.total, (x.lead).*, row_number() over () as k from public.lead_page(${args},
                         ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
-                        ${p.limit + 1}::int, ${p.offset}::int) l`;
-      const count = p.count === 'exact' ? tx`(public.lead_totals(${args}) ->> 'total')::bigint` : tx`null::bigint`;
+                        ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
       return tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
-        with page as (${page})
-        select ${count} as count,
-               coalesce((select json_agg(${json} order by l.k) from page l ${join} where l.k <= ${p.limit}),
-                        '[]'::json) as leads,
+        with page as materialized (${page})
+        select (select l.total from page l limit 1) as count,
+               coalesce((select json_agg(${json} order by l.k) from page l ${join}
+                         where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
                (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
                 where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})) as last`;
     });

@@ -300,9 +300,10 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 
 /** The WHERE clause of a lead list or count over `public.leads l`, as SQL text over the bound
-    parameters $1 agent ids, $2 status, $3 priority, $4 search term, $5 since, $6 user id: only
-    the predicates asked for, so each call plans for its own filters. The one definition of the
-    filters: lead_page and lead_totals both use it. */
+    parameters $1 agent ids, $2 status, $3 priority, $4 the ids a search matched (bigint[], from
+    private.search_lead_ids: run once by the caller, shared by the count and the page), $5 since,
+    $6 user id: only the predicates asked for, so each call plans for its own filters. The one
+    definition of the filters: lead_page and lead_totals both use it. */
 create or replace function private.lead_predicate(
   p_agent_ids text[], p_status text, p_priority text, p_search text, p_since timestamptz, p_user_id uuid
 ) returns text
@@ -313,7 +314,7 @@ as $$
     || case when p_agent_ids is not null then ' and l.agent_id = any ($1)' else '' end
     || case when p_status is not null then ' and l.status = $2' else '' end
     || case when p_priority is not null then ' and l.priority = $3' else '' end
-    || case when p_search is not null then ' and l.id = any (array(select private.search_lead_ids($4, $1)))' else '' end
+    || case when p_search is not null then ' and l.id = any ($4)' else '' end
     || case when p_since is not null then ' and l.created_at >= $5' else '' end
     || case when p_user_id is not null then ' and l.user_id = $6' else '' end
 $$;
@@ -344,49 +345,70 @@ begin
     '''qualified'', count(*) filter (where l.status = ''qualified''), '
     '''converted'', count(*) filter (where l.status = ''converted''))) from public.leads l where '
     || private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id)
-    into v_result using p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id;
+    into v_result using p_agent_ids, p_status, p_priority,
+      array(select private.search_lead_ids(p_search, p_agent_ids)), p_since, p_user_id;
   return v_result;
 end
 $$;
 
+-- An earlier draft of lead_page returned no count: its return type cannot be replaced in place.
+drop function if exists public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer);
+
 /** One page of the leads the caller can see that match the filters, newest first
     (`created_at desc, id desc`), after the keyset (p_after_created, p_after_id) when given, then
-    skipping p_offset. Security invoker: RLS decides the rows. The plan depends on the scope:
+    skipping p_offset; each row with `total`, the number of all matches when p_count (else null).
+    An empty page is one row with a null lead, so the total still arrives. A search runs once,
+    for the count and the page. Security invoker: RLS decides the rows. The plan depends on the scope:
     - a user's agents (no search, no user scope): each agent's newest rows from its index, merged,
       so the page costs limit rows per agent however many leads match or how deep the cursor is;
     - every agent (admin mode) or one user's leads: one walk down a (created_at, id) index;
     - a search: its few trigram matches, sorted. */
 create or replace function public.lead_page(
   p_agent_ids text[], p_status text, p_priority text, p_search text, p_since timestamptz, p_user_id uuid,
-  p_after_created timestamptz, p_after_id bigint, p_limit integer, p_offset integer
-) returns setof public.leads
+  p_after_created timestamptz, p_after_id bigint, p_limit integer, p_offset integer, p_count boolean
+) returns table (total bigint, lead public.leads)
 language plpgsql stable security invoker
 set search_path = ''
 as $$
 declare
-  v_where text := private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id)
-    -- The keyset, spelled so `created_at <= $7` is an index condition (the row comparison
-    -- `(created_at, id) < ($7, $8)` is not one on the descending index) and ties filter by id.
+  v_filter text := private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id);
+  -- The keyset, spelled so `created_at <= $7` is an index condition (the row comparison
+  -- `(created_at, id) < ($7, $8)` is not one on the descending index) and ties filter by id.
+  v_where text := v_filter
     || case when p_after_id is not null then ' and l.created_at <= $7 and (l.created_at < $7 or l.id < $8)'
             else '' end;
-  v_agents text[];
+  v_ids bigint[];
+  v_total bigint;
 begin
+  if p_search is not null then
+    v_ids := array(select private.search_lead_ids(p_search, p_agent_ids));
+  end if;
+  if not p_count then
+    v_total := null;
+  elsif p_search is null then
+    v_total := (private.lead_rollup_counts(p_agent_ids, p_status, p_priority, p_since, p_user_id) ->> 'total')::bigint;
+  else
+    execute 'select count(*) from public.leads l where ' || v_filter into v_total
+      using p_agent_ids, p_status, p_priority, v_ids, p_since, p_user_id;
+  end if;
   if p_search is null and p_user_id is null
      and (p_agent_ids is not null or not (select private.admin_mode())) then
-    v_agents := private.lead_scope_agents(p_agent_ids, null);
     return query execute
-      'select l.* from unnest($11::text[]) as usable(agent_id) cross join lateral (
+      'select $12, row(l.*)::public.leads from unnest($11::text[]) as usable(agent_id) cross join lateral (
          select l.* from public.leads l where l.agent_id = usable.agent_id and ' || v_where || '
          order by l.created_at desc, l.id desc limit $9 + $10) l
        order by l.created_at desc, l.id desc limit $9 offset $10'
-      using p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id, p_after_created, p_after_id,
-            p_limit, p_offset, v_agents;
+      using p_agent_ids, p_status, p_priority, v_ids, p_since, p_user_id, p_after_created, p_after_id,
+            p_limit, p_offset, private.lead_scope_agents(p_agent_ids, null), v_total;
   else
     return query execute
-      'select l.* from public.leads l where ' || v_where || '
+      'select $12, l from public.leads l where ' || v_where || '
        order by l.created_at desc, l.id desc limit $9 offset $10'
-      using p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id, p_after_created, p_after_id,
-            p_limit, p_offset;
+      using p_agent_ids, p_status, p_priority, v_ids, p_since, p_user_id, p_after_created, p_after_id,
+            p_limit, p_offset, null::text[], v_total;
+  end if;
+  if not found then
+    return query select v_total, null::public.leads;
   end if;
 end
 $$;
@@ -418,7 +440,7 @@ revoke execute on function private.status_key(text), private.priority_key(text),
   from public, anon, authenticated;
 revoke execute on function public.lead_stats(text[], text, text, timestamptz, uuid),
   public.lead_totals(text[], text, text, text, timestamptz, uuid),
-  public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer)
+  public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean)
   from public, anon;
 -- Triggers run their function as the definer whatever the caller's grants; the caller needs
 -- only what the read functions call on its behalf.
@@ -428,7 +450,7 @@ grant execute on function private.status_key(text), private.lead_scope_agents(te
   to authenticated;
 grant execute on function public.lead_stats(text[], text, text, timestamptz, uuid),
   public.lead_totals(text[], text, text, text, timestamptz, uuid),
-  public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer)
+  public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean)
   to authenticated;
 
 -- Stats and counts no longer scan leads by (agent_id, status): the rollup answers them.
