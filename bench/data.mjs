@@ -92,7 +92,8 @@ export async function loadBenchData(url, log = console.log) {
       for (const { def } of indexes) await tx.unsafe(def);
       // The same rollup the triggers would have kept, built in one pass.
       // (Guarded so the same loader serves a checkout from before the rollups, for the baseline.)
-      await tx`select private.lead_rollup_rebuild() where to_regproc('private.lead_rollup_rebuild') is not null`;
+      const [{ rollups }] = await tx`select to_regproc('private.lead_rollup_rebuild') is not null as rollups`;
+      if (rollups) await tx`select private.lead_rollup_rebuild()`;
     });
     await sql`analyze`;
     log(
