@@ -70,7 +70,7 @@ function listing(summary: boolean) {
                         ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
       return tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
         with page as materialized (${page})
-        select (select l.total from page l limit 1) as count,
+        select (select max(l.total) from page l) as count,
                coalesce((select json_agg(${json} order by l.k) from page l ${join}
                          where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
                (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
