@@ -66,7 +66,8 @@ async function invoke(token, body) {
   return json.data;
 }
 
-/** The cursor of page 1,001 of 25 (25,000 leads deep), walked by 250 pages of 100. */
+/** The cursor of page 1,001 of 25 (25,000 leads deep), walked by 250 pages of 100; for an
+    account with fewer leads, the cursor of its last full page of 100 (the deepest there is). */
 async function deepCursor(account) {
   let cursor;
   for (let i = 0; i < 250; i++) {
@@ -75,6 +76,7 @@ async function deepCursor(account) {
       action: 'list',
       data: { ...account.extra, limit: 100, count: 'none', ...(cursor ? { cursor } : {}) },
     });
+    if (!data.nextCursor) break;
     cursor = data.nextCursor;
   }
   return cursor;

@@ -444,8 +444,8 @@ revoke execute on function public.lead_stats(text[], text, text, timestamptz, uu
   from public, anon;
 -- Triggers run their function as the definer whatever the caller's grants; the caller needs
 -- only what the read functions call on its behalf.
-grant execute on function private.status_key(text), private.lead_scope_agents(text[], uuid),
-  private.day_key(timestamptz), private.lead_rollup_counts(text[], text, text, timestamptz, uuid),
+grant execute on function private.lead_scope_agents(text[], uuid),
+  private.lead_rollup_counts(text[], text, text, timestamptz, uuid),
   private.lead_predicate(text[], text, text, text, timestamptz, uuid)
   to authenticated;
 grant execute on function public.lead_stats(text[], text, text, timestamptz, uuid),
