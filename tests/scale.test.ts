@@ -53,16 +53,20 @@ describe('cursor paging', () => {
     let cursor: string | undefined;
     let pages = 0;
     let adding = true;
-    // Writers add leads the whole time: newer ones through the api, and backdated ones into the
-    // middle of the order straight through the Data API.
+    // Writers add leads the whole time: newer ones through the api and through the Data API, and
+    // backdated ones into the middle of the order as an import would (a user cannot pick
+    // created_at: only the table owner can).
     const writer = (async () => {
       let n = 0;
       while (adding) {
         n++;
         await call(owner.token, { resource: 'leads', action: 'create', data: { agent_id: agent, name: `New ${n}` } });
-        await viaDataApi(owner, (sql) =>
-          sql`insert into public.leads (agent_id, name, created_at)
-              values (${other}, ${'Old ' + n}, now() - interval '3600 seconds' - ${n} * interval '1 ms')`);
+        await viaDataApi(
+          owner,
+          (sql) => sql`insert into public.leads (agent_id, name) values (${other}, ${'Direct ' + n})`,
+        );
+        await adminSql`insert into public.leads (agent_id, user_id, name, created_at)
+          values (${other}, ${owner.id}, ${'Old ' + n}, now() - interval '3600 seconds' - ${n} * interval '1 ms')`;
       }
       return n;
     })();
