@@ -1,5 +1,6 @@
-// Benchmark data, set-based: 1,000 users with ~900 leads each on one agent, plus one large
-// account with 100,000 leads over 5 agents. Names, emails, statuses, priorities and created_at
+// Benchmark data, set-based: 1,000 users with ~900 leads each on one agent, one large account
+// with 100,000 leads over 5 agents, and for the scale curve a 10k account (2 agents) and a 1M
+// account (10 agents): 2,010,000 leads. Names, emails, statuses, priorities and created_at
 // spread over a year. Idempotent: does nothing when the large account already exists.
 import postgres from 'postgres';
 
@@ -8,6 +9,13 @@ export const BIG_AGENTS = [1, 2, 3, 4, 5].map((i) => `big-agent-${i}`);
 export const USERS = 1000;
 export const LEADS_PER_USER = 900;
 export const BIG_LEADS = 100_000;
+/** The scale curve's other accounts: 10k leads over 2 agents and 1M leads over 10 agents. */
+export const SMALL_USER = 'c0000000-0000-4000-8000-000000000010';
+export const SMALL_AGENTS = [1, 2].map((i) => `small-agent-${i}`);
+export const SMALL_LEADS = 10_000;
+export const HUGE_USER = 'c0000000-0000-4000-8000-000000000011';
+export const HUGE_AGENTS = Array.from({ length: 10 }, (_, i) => `huge-agent-${i + 1}`);
+export const HUGE_LEADS = 1_000_000;
 
 const FIRST = `array['James','Mary','Robert','Patricia','John','Jennifer','Michael','Linda','David','Elizabeth',
   'William','Barbara','Richard','Susan','Joseph','Jessica','Thomas','Sarah','Carlos','Maria','Wei','Aisha',
@@ -41,6 +49,7 @@ export async function loadBenchData(url, log = console.log) {
       await tx`set local maintenance_work_mem = '512MB'`;
       // A bulk import: no per-row triggers (a million history events, duplicate checks). The
       // rows carry their user_id and version 1 themselves.
+      // The rollups are rebuilt in one pass at the end.
       await tx`set local session_replication_role = replica`;
       const indexes = await tx`select indexrelid::regclass::text as name, pg_get_indexdef(indexrelid) as def
                                from pg_index where indrelid = 'public.leads'::regclass and not indisprimary`;
@@ -63,14 +72,37 @@ export async function loadBenchData(url, log = console.log) {
       );
       await tx.unsafe(
         `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
-         ${leadSelect(`'bench-agent-' || (1 + g % ${USERS})`,
-          `('b0000000-0000-4000-8000-' || lpad((1 + g % ${USERS})::text, 12, '0'))::uuid`)
-          .replace('$n', String(USERS * LEADS_PER_USER))}`,
+         ${
+          leadSelect(
+            `'bench-agent-' || (1 + g % ${USERS})`,
+            `('b0000000-0000-4000-8000-' || lpad((1 + g % ${USERS})::text, 12, '0'))::uuid`,
+          )
+            .replace('$n', String(USERS * LEADS_PER_USER))
+        }`,
       );
+      await tx`insert into auth.users (id, email) values (${SMALL_USER}, 'small@bench.test'), (${HUGE_USER}, 'huge@bench.test')`;
+      for (const [user, agents, n] of [[SMALL_USER, SMALL_AGENTS, SMALL_LEADS], [HUGE_USER, HUGE_AGENTS, HUGE_LEADS]]) {
+        const prefix = agents[0].replace(/1$/, '');
+        await tx`insert into public.agents (id, user_id, name, email, created_at)
+                 select ${prefix} || g, ${user}, 'Agent ' || g, ${prefix} || g || '@bench.test', now() - interval '400 days'
+                 from generate_series(1, ${agents.length}) g`;
+        await tx.unsafe(
+          `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+           ${leadSelect(`'${prefix}' || (1 + g % ${agents.length})`, `'${user}'::uuid`).replace('$n', String(n))}`,
+        );
+      }
       for (const { def } of indexes) await tx.unsafe(def);
+      // The same rollup the triggers would have kept, built in one pass.
+      // (Guarded so the same loader serves a checkout from before the rollups, for the baseline.)
+      const [{ rollups }] = await tx`select to_regproc('private.lead_rollup_rebuild') is not null as rollups`;
+      if (rollups) await tx`select private.lead_rollup_rebuild()`;
     });
     await sql`analyze`;
-    log(`loaded ${USERS * LEADS_PER_USER + BIG_LEADS} leads in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      `loaded ${USERS * LEADS_PER_USER + BIG_LEADS + SMALL_LEADS + HUGE_LEADS} leads in ${
+        ((Date.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
     return true;
   } finally {
     await sql.end();

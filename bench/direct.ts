@@ -62,7 +62,11 @@ if (mode === 'stats-owner') {
 if (Deno.env.get('CAPTURE')) {
   // Print the statements one call sends (text and parameters), for the pgbench scripts.
   const seen: { text: string; parameters: unknown[] }[] = [];
-  const capturing = createDb({ url: input.url, max: 1, onQuery: (text, parameters) => seen.push({ text, parameters }) });
+  const capturing = createDb({
+    url: input.url,
+    max: 1,
+    onQuery: (text, parameters) => seen.push({ text, parameters }),
+  });
   Object.assign(ctx, { db: capturing });
   await call(0, 1);
   console.log(JSON.stringify(seen));
@@ -89,6 +93,14 @@ await Promise.all(Array.from({ length: concurrency }, async (_, conn) => {
 }));
 latencies.sort((a, b) => a - b);
 const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-console.log(JSON.stringify({ requests: latencies.length, rps: latencies.length / Number(secs), p50: q(0.5), p99: q(0.99), errors }));
+console.log(
+  JSON.stringify({
+    requests: latencies.length,
+    rps: latencies.length / Number(secs),
+    p50: q(0.5),
+    p99: q(0.99),
+    errors,
+  }),
+);
 await db.end();
 await owner.end();

@@ -45,7 +45,8 @@ await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGE
 await sql`vacuum analyze public.leads`;
 const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
                                where agent_id = any(${sql.array(BIG_AGENTS)}::text[]) and name not like 'Bench %'`;
-const agentLeads = (await sql`select id::int from public.leads where agent_id = ${BIG_AGENTS[0]} and name not like 'Bench %'
+const agentLeads =
+  (await sql`select id::int from public.leads where agent_id = ${BIG_AGENTS[0]} and name not like 'Bench %'
                               order by id limit 16000`).map((r) => r.id);
 const context = { leadRange: [lo, hi], agents: BIG_AGENTS, agentLeads };
 const [{ version }] = await sql`select current_setting('server_version') as version`;
@@ -61,7 +62,10 @@ async function resetWorkingSet() {
 // wrk: installed from Debian's packages when missing (root only), as the README says.
 if (spawnSync('wrk', ['--version']).error) {
   log('wrk not found; installing it with apt-get…');
-  execFileSync('sh', ['-c', 'apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)']);
+  execFileSync('sh', [
+    '-c',
+    'apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)',
+  ]);
 }
 
 // --- the function -----------------------------------------------------------------------------
@@ -87,7 +91,9 @@ const viaFunction = (workload, connections, seconds = SECONDS) =>
 
 function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
   const out = spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', mode, String(concurrency), String(seconds)], {
-    cwd: root, input: JSON.stringify({ ...context, url, sub: BIG_USER }), env: { ...process.env, ...extraEnv },
+    cwd: root,
+    input: JSON.stringify({ ...context, url, sub: BIG_USER }),
+    env: { ...process.env, ...extraEnv },
     maxBuffer: 64 * 1024 * 1024,
   });
   if (out.status !== 0) throw new Error(`direct ${mode}: ${out.stderr}`);
@@ -121,12 +127,33 @@ function viaPgbench(workload, clients) {
     writeFileSync(join(dir, 'w.sql'), script);
     const u = new URL(url);
     const run = spawnSync('pgbench', [
-      '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
-      '-f', join(dir, 'w.sql'), '-l', '--log-prefix', join(dir, 'log'), ...vars,
-      '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), u.pathname.slice(1) || 'postgres',
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      String(clients),
+      '-j',
+      String(Math.min(clients, 2)),
+      '-T',
+      String(SECONDS),
+      '-f',
+      join(dir, 'w.sql'),
+      '-l',
+      '--log-prefix',
+      join(dir, 'log'),
+      ...vars,
+      '-h',
+      u.hostname,
+      '-p',
+      u.port || '5432',
+      '-U',
+      decodeURIComponent(u.username),
+      u.pathname.slice(1) || 'postgres',
     ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, cwd: dir });
     const tps = /tps = ([\d.]+)/.exec(run.stdout.toString())?.[1];
-    if (run.status !== 0 || !tps) return { error: run.stderr.toString().split('\n').find((l) => l.includes('ERROR')) ?? 'failed' };
+    if (run.status !== 0 || !tps) {
+      return { error: run.stderr.toString().split('\n').find((l) => l.includes('ERROR')) ?? 'failed' };
+    }
     const lat = readdirSync(dir).filter((f) => f.startsWith('log')).flatMap((f) =>
       readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[2]) / 1000)
     ).sort((a, b) => a - b);
@@ -150,8 +177,10 @@ for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || proces
     const direct = viaDirect(workload.name, c);
     const bench = hasPgbench && READS.has(workload.name) ? viaPgbench(workload, c) : null;
     rows.push({ workload: workload.name, c, fn, direct, bench });
-    log(`${workload.name} c=${c}: function ${fn.rps.toFixed(0)}/s p50 ${fn.p50}ms; direct ${direct.rps.toFixed(0)}/s` +
-      (bench?.rps ? `; pgbench ${bench.rps.toFixed(0)}/s` : bench?.error ? `; pgbench ${bench.error}` : ''));
+    log(
+      `${workload.name} c=${c}: function ${fn.rps.toFixed(0)}/s p50 ${fn.p50}ms; direct ${direct.rps.toFixed(0)}/s` +
+        (bench?.rps ? `; pgbench ${bench.rps.toFixed(0)}/s` : bench?.error ? `; pgbench ${bench.error}` : ''),
+    );
   }
 }
 await resetWorkingSet();
@@ -165,21 +194,29 @@ const stats = {
   owner: viaDirect('stats-owner', 1),
   naive: viaDirect('stats-naive', 1, Math.max(SECONDS, 5)),
 };
-log(`stats p50: rls ${stats.rls.p50.toFixed(1)}ms, owner ${stats.owner.p50.toFixed(1)}ms, naive ${stats.naive.p50.toFixed(1)}ms`);
+log(
+  `stats p50: rls ${stats.rls.p50.toFixed(1)}ms, owner ${stats.owner.p50.toFixed(1)}ms, naive ${
+    stats.naive.p50.toFixed(1)
+  }ms`,
+);
 
 // Cold start: process start to the first 200, ten times.
 const coldStarts = [];
 for (let i = 0; i < 10; i++) {
   const t0 = performance.now();
   const child = spawn(denoBin(), DENO_SERVE_ARGS, {
-    cwd: root, env: { ...process.env, ...env, PORT: String(API_PORT + 1) }, stdio: 'ignore',
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(API_PORT + 1) },
+    stdio: 'ignore',
   });
   let exited = false;
   child.once('exit', () => (exited = true));
   for (;;) {
     if (exited || performance.now() - t0 > 10_000) throw new Error('cold start: the api did not come up');
     const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"resource":"sales-agents","action":"quota"}',
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: '{"resource":"sales-agents","action":"quota"}',
     }).then((r) => r.status === 200, () => false);
     if (ok) break;
     await new Promise((r) => setTimeout(r, 2));
@@ -199,7 +236,9 @@ const table = [
   '| workload | c | function req/s | p50 ms | p99 ms | direct req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | function / direct |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map(({ workload, c, fn, direct, bench }) =>
-    `| ${workload} | ${c} | ${f0(fn.rps)}${fn.errors ? ` (${fn.errors} errors)` : ''} | ${f1(fn.p50)} | ${f1(fn.p99)} | ` +
+    `| ${workload} | ${c} | ${f0(fn.rps)}${fn.errors ? ` (${fn.errors} errors)` : ''} | ${f1(fn.p50)} | ${
+      f1(fn.p99)
+    } | ` +
     `${f0(direct.rps)} | ${f1(direct.p50)} | ${f1(direct.p99)} | ` +
     `${bench?.rps ? f0(bench.rps) : bench?.error ? 'n/a' : '–'} | ${f1(bench?.p50)} | ${f1(bench?.p99)} | ` +
     `${Math.round((100 * fn.rps) / direct.rps)}% |`
@@ -211,13 +250,17 @@ const extras = [
   `| stats p50 as the user (RLS), c=1 | ${f1(stats.rls.p50)} ms |`,
   `| stats p50 as the table owner, explicit filter, c=1 | ${f1(stats.owner.p50)} ms |`,
   `| RLS cost over the owner's query | ${Math.round((100 * (stats.rls.p50 - stats.owner.p50)) / stats.owner.p50)}% |`,
-  `| stats p50, naive (fetch the leads, count in JS), c=1 | ${f1(stats.naive.p50)} ms (${(stats.naive.p50 / stats.rls.p50).toFixed(0)}× slower) |`,
+  `| stats p50, naive (fetch the leads, count in JS), c=1 | ${f1(stats.naive.p50)} ms (${
+    (stats.naive.p50 / stats.rls.p50).toFixed(0)
+  }× slower) |`,
   `| cold start, process start to first 200 (median of 10) | ${f1(coldStart)} ms |`,
   `| function peak RSS under load (VmHWM) | ${f1(peakRss)} MB |`,
   `| round trips per one-statement request | 3: [BEGIN + role switch], statement, COMMIT |`,
 ].join('\n');
-const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), PostgreSQL ${version}, Deno ${
-  execFileSync(denoBin(), ['--version']).toString().split('\n')[0].split(' ')[1]}, ${SECONDS} s per run, ` +
+const machine =
+  `${cpus().length} cores (${cpus()[0]?.model.trim()}), PostgreSQL ${version}, Deno ${
+    execFileSync(denoBin(), ['--version']).toString().split('\n')[0].split(' ')[1]
+  }, ${SECONDS} s per run, ` +
   `pool of 10 connections on both sides, run on ${new Date().toISOString().slice(0, 10)} in ` +
   `${Math.round((Date.now() - started) / 1000)} s`;
 const report = `# Benchmarks

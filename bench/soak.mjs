@@ -93,37 +93,64 @@ const body = (ctx) => {
   const i = (ctx.n = (ctx.n ?? 0) + 1);
   const lead = leadIds[(ctx.conn * 131 + i) % 2000]; // 2,000 leads cycle through the working set
   switch (MIX[i % MIX.length]) {
-    case 'list': return { resource: 'leads', action: 'list', data: { limit: 25, offset: (i % 10) * 25 } };
-    case 'get': return { resource: 'leads', action: 'get', id: leadIds[(i * 7919) % leadIds.length] };
-    case 'stats': return { resource: 'leads', action: 'stats', data: { filters: { dateRange: '30d' } } };
-    case 'create': return { resource: 'leads', action: 'create', data: { agent_id: 'soak-main', name: `Soak ${ctx.conn}-${i}` } };
-    case 'add': return { resource: 'working-leads', action: 'add', data: { leadId: lead } };
-    case 'remove': return { resource: 'working-leads', action: 'remove', data: { leadId: lead } };
-    case 'batch': return { resource: 'working-leads', action: 'add', data: { leadIds: [lead, leadIds[(lead * 3) % 2000]] } };
-    case 'quota': return { resource: 'sales-agents', action: 'quota' };
-    default: return { resource: 'leads', action: 'list', data: { filters: { searchTerm: `lead${i % 500}` } } };
+    case 'list':
+      return { resource: 'leads', action: 'list', data: { limit: 25, offset: (i % 10) * 25 } };
+    case 'get':
+      return { resource: 'leads', action: 'get', id: leadIds[(i * 7919) % leadIds.length] };
+    case 'stats':
+      return { resource: 'leads', action: 'stats', data: { filters: { dateRange: '30d' } } };
+    case 'create':
+      return { resource: 'leads', action: 'create', data: { agent_id: 'soak-main', name: `Soak ${ctx.conn}-${i}` } };
+    case 'add':
+      return { resource: 'working-leads', action: 'add', data: { leadId: lead } };
+    case 'remove':
+      return { resource: 'working-leads', action: 'remove', data: { leadId: lead } };
+    case 'batch':
+      return { resource: 'working-leads', action: 'add', data: { leadIds: [lead, leadIds[(lead * 3) % 2000]] } };
+    case 'quota':
+      return { resource: 'sales-agents', action: 'quota' };
+    default:
+      return { resource: 'leads', action: 'list', data: { filters: { searchTerm: `lead${i % 500}` } } };
   }
 };
 const samples = [];
-const sampler = setInterval(async () => samples.push({ t: Date.now(), rss: rssMb(), conns: await connections() }), 1000);
+const sampler = setInterval(
+  async () => samples.push({ t: Date.now(), rss: rssMb(), conns: await connections() }),
+  1000,
+);
 log(`soak: ${SOAK_SECONDS} s, ${CONNECTIONS} connections…`);
 const soak = await drive({
-  connections: CONNECTIONS, seconds: SOAK_SECONDS, next: body,
+  connections: CONNECTIONS,
+  seconds: SOAK_SECONDS,
+  next: body,
   onAnswer: (status, data, sent) => {
     if (status === 201 && sent.action === 'create') created.push(JSON.parse(data).data.lead.id);
   },
 });
 clearInterval(sampler);
-const readable = (await sql`select count(*)::int as n from public.leads where id = any(${sql.array(created)}::bigint[])`)[0].n;
+const readable =
+  (await sql`select count(*)::int as n from public.leads where id = any(${sql.array(created)}::bigint[])`)[0].n;
 const soakRows = (await sql`select count(*)::int as n from public.leads where name like 'Soak %'`)[0].n;
 const warm = samples.find((s) => s.t - samples[0].t >= 10_000) ?? samples[0];
 const last = samples.at(-1);
 const fivexx = Object.entries(soak.statuses).filter(([st]) => Number(st) >= 500).reduce((n, [, c]) => n + c, 0);
 const soakResult = {
-  rate: soak.rate, total: soak.total, p50: soak.p50, p99: soak.p99, statuses: soak.statuses, fivexx, errors: soak.errors,
-  connsMax: Math.max(...samples.map((x) => x.conns)), connsAfterWarmup: warm.conns, connsEnd: last.conns,
-  rssWarm: warm.rss, rssEnd: last.rss, rssGrowth: (100 * (last.rss - warm.rss)) / warm.rss,
-  created: created.length, readable, soakRows,
+  rate: soak.rate,
+  total: soak.total,
+  p50: soak.p50,
+  p99: soak.p99,
+  statuses: soak.statuses,
+  fivexx,
+  errors: soak.errors,
+  connsMax: Math.max(...samples.map((x) => x.conns)),
+  connsAfterWarmup: warm.conns,
+  connsEnd: last.conns,
+  rssWarm: warm.rss,
+  rssEnd: last.rss,
+  rssGrowth: (100 * (last.rss - warm.rss)) / warm.rss,
+  created: created.length,
+  readable,
+  soakRows,
 };
 
 // --- the outage ----------------------------------------------------------------------------------
@@ -133,7 +160,8 @@ const groups = new Map(); // group -> lead ids of one batch add
 const outage = { during: [] };
 let down = false;
 const load = drive({
-  connections: 8, seconds: 20,
+  connections: 8,
+  seconds: 20,
   next: () => {
     const g = group++;
     const ids = batchLeads.slice((g * 5) % 20000, (g * 5) % 20000 + 5);
@@ -156,14 +184,18 @@ down = false;
 let recoveredAt = 0;
 while (!recoveredAt && Date.now() - upAt < 30_000) {
   const r = await fetch(endpoint, {
-    method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"resource":"sales-agents","action":"quota"}',
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: '{"resource":"sales-agents","action":"quota"}',
   });
   if (r.status === 200) recoveredAt = Date.now();
   else await new Promise((res) => setTimeout(res, 50));
 }
 const outageRun = await load;
 const check = postgres(pg.url, { max: 1, onnotice: () => {} });
-const present = new Set((await check`select lead_id::int from public.working_leads where agent_id = 'soak-batch'`).map((r) => r.lead_id));
+const present = new Set(
+  (await check`select lead_id::int from public.working_leads where agent_id = 'soak-batch'`).map((r) => r.lead_id),
+);
 // Batches wrap around 20,000 leads; only groups from the first pass are checked.
 const firstPass = [...groups.entries()].filter(([g]) => g < 4000);
 const partial = firstPass.filter(([, ids]) => {
@@ -178,7 +210,9 @@ const outageResult = {
   slowestWhileDownMs: Math.max(0, ...outage.during.map((d) => d.ms)),
   recoveryMs: recoveredAt ? recoveredAt - upAt : null,
   statuses: outageRun.statuses,
-  batches: firstPass.length, partial, rate: outageRun.rate,
+  batches: firstPass.length,
+  partial,
+  rate: outageRun.rate,
 };
 
 await api.stop();
@@ -187,9 +221,15 @@ rmSync(dir, { recursive: true, force: true });
 
 const checks = [
   ['zero 5xx in the soak', soakResult.fivexx === 0 && soakResult.errors === 0],
-  ['Postgres connections do not grow (pool max 10)', soakResult.connsEnd <= soakResult.connsAfterWarmup && soakResult.connsMax <= 10],
+  [
+    'Postgres connections do not grow (pool max 10)',
+    soakResult.connsEnd <= soakResult.connsAfterWarmup && soakResult.connsMax <= 10,
+  ],
   ['RSS growth under 10% after warm-up', soakResult.rssGrowth < 10],
-  ['every 201 create is readable', soakResult.readable === soakResult.created && soakResult.soakRows === soakResult.created],
+  [
+    'every 201 create is readable',
+    soakResult.readable === soakResult.created && soakResult.soakRows === soakResult.created,
+  ],
   ['every answer while down is a 503', outageResult.non503WhileDown === 0 && outageResult.answersWhileDown > 0],
   ['503 within 5 s while down', outageResult.slowestWhileDownMs < 5000],
   ['recovers without a restart', outageResult.recoveryMs !== null],
@@ -197,16 +237,24 @@ const checks = [
 ];
 console.log(`
 ## Soak (${SOAK_SECONDS} s, ${CONNECTIONS} connections, mixed: list, get, stats, search, create, working-set add/batch, quota)
-- ${soakResult.total.toLocaleString('en-US')} requests, ${Math.round(soakResult.rate)} req/s, p50 ${soakResult.p50.toFixed(1)} ms, p99 ${soakResult.p99.toFixed(1)} ms
+- ${soakResult.total.toLocaleString('en-US')} requests, ${Math.round(soakResult.rate)} req/s, p50 ${
+  soakResult.p50.toFixed(1)
+} ms, p99 ${soakResult.p99.toFixed(1)} ms
 - statuses ${JSON.stringify(soakResult.statuses)}; 5xx: ${soakResult.fivexx}; socket errors: ${soakResult.errors}
 - Postgres connections: ${soakResult.connsAfterWarmup} after warm-up, ${soakResult.connsEnd} at the end, max ${soakResult.connsMax}
-- function RSS: ${soakResult.rssWarm.toFixed(1)} MB after warm-up, ${soakResult.rssEnd.toFixed(1)} MB at the end (${soakResult.rssGrowth.toFixed(1)}%)
+- function RSS: ${soakResult.rssWarm.toFixed(1)} MB after warm-up, ${soakResult.rssEnd.toFixed(1)} MB at the end (${
+  soakResult.rssGrowth.toFixed(1)
+}%)
 - creates answered 201: ${soakResult.created}; readable afterwards: ${soakResult.readable}; rows named "Soak …": ${soakResult.soakRows}
 
 ## Outage (database stopped for ${(outageResult.downFor / 1000).toFixed(1)} s under 8 connections of batch adds)
-- answers while down: ${outageResult.answersWhileDown}, of which not 503: ${outageResult.non503WhileDown}; slowest ${outageResult.slowestWhileDownMs.toFixed(0)} ms
+- answers while down: ${outageResult.answersWhileDown}, of which not 503: ${outageResult.non503WhileDown}; slowest ${
+  outageResult.slowestWhileDownMs.toFixed(0)
+} ms
 - recovery (database up to the first 200, same function process): ${outageResult.recoveryMs} ms
-- statuses ${JSON.stringify(outageResult.statuses)}; batches checked: ${outageResult.batches}, partial: ${outageResult.partial}
+- statuses ${
+  JSON.stringify(outageResult.statuses)
+}; batches checked: ${outageResult.batches}, partial: ${outageResult.partial}
 
 ${checks.map(([what, ok]) => `${ok ? 'PASS' : 'FAIL'}  ${what}`).join('\n')}`);
 process.exit(checks.every(([, ok]) => ok) ? 0 : 1);

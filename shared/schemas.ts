@@ -111,10 +111,17 @@ export const LeadFilters = z.strictObject({
 });
 export const StatsFilters = LeadFilters.omit({ status: true });
 
+/** Deeper than this, a page by offset reads every row it skips: page by `cursor` instead. */
+export const MAX_OFFSET = 10_000;
 export const LeadListInput = z.strictObject({
   filters: LeadFilters.optional(),
   limit: z.number().int().min(1).max(100).default(25),
-  offset: z.number().int().min(0).max(1_000_000_000).default(0),
+  offset: z.number().int().min(0).max(MAX_OFFSET, `offset above ${MAX_OFFSET}: page with cursor (nextCursor) instead`)
+    .default(0),
+  cursor: z.string().min(1).max(1000).optional().describe(
+    "the previous page's nextCursor; valid only with the same filters, and not with offset",
+  ),
+  count: z.enum(['exact', 'none']).default('exact').describe('"none": count is null and nothing is counted'),
   ...ScopeOptions,
 });
 export const LeadStatsInput = z.strictObject({ filters: StatsFilters.optional(), ...ScopeOptions });
@@ -170,7 +177,12 @@ export const Lead = LeadSummary.extend({
   agent: z.object({ id: z.string(), name: z.string(), email: z.string().nullable() }),
 });
 
-const Page = { count: z.number().int(), limit: z.number().int(), offset: z.number().int() };
+const Page = {
+  count: z.number().int().nullable(),
+  limit: z.number().int(),
+  offset: z.number().int(),
+  nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+};
 export const LeadStatsOutput = z.object({
   stats: z.object({
     total: z.number().int(),

@@ -16,6 +16,8 @@ function wrongPayloads() {
   client.leads.list({ filters: { status: 'won' } });
   // @ts-expect-error limit is a number
   client.leads.list({ limit: '25' });
+  // @ts-expect-error count is "exact" or "none"
+  client.leads.list({ count: 'estimated' });
   // @ts-expect-error agent_id is required to create
   client.leads.create({ name: 'x' });
   // @ts-expect-error unknown lead field
@@ -52,6 +54,8 @@ describe('client types', () => {
     expectTypeOf<ApiClient['leads']['get']>().returns.resolves.toHaveProperty('lead');
     expectTypeOf<Awaited<ReturnType<ApiClient['leads']['get']>>['lead']['id']>().toEqualTypeOf<number>();
     expectTypeOf<Awaited<ReturnType<ApiClient['leads']['list']>>['leads'][number]>().not.toHaveProperty('agent');
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['list']>>['nextCursor']>().toEqualTypeOf<string | null>();
+    expectTypeOf<Awaited<ReturnType<ApiClient['leads']['all']>>['count']>().toEqualTypeOf<number | null>();
     expectTypeOf<Awaited<ReturnType<ApiClient['leads']['all']>>['leads'][number]['agent']['id']>()
       .toEqualTypeOf<string>();
     expectTypeOf<Awaited<ReturnType<ApiClient['salesAgents']['quota']>>>().toEqualTypeOf<

@@ -161,12 +161,13 @@ describe('permission errors are logged for the operator', () => {
       await own`insert into auth.users (id) values (${OTHER})`;
       await own`insert into public.agents (id, user_id, name) values ('grant-b', ${OTHER}, 'B')`;
       const [{ id: lead }] = await own`insert into public.leads (agent_id, name) values ('grant-a', 'L') returning id`;
-      await own`revoke execute on function public.lead_stats(text[], text, text, timestamptz, uuid) from authenticated`;
+      await own`revoke execute on function public.lead_totals(text[], text, text, text, timestamptz, uuid)
+                from authenticated`;
 
       const { call, logged } = handlerOn(url);
       const broken = await call({ resource: 'leads', action: 'stats' });
       expect(broken.status).toBe(500);
-      expect(broken.text).not.toMatch(/permission|lead_stats/);
+      expect(broken.text).not.toMatch(/permission|lead_totals/);
       const refused = await call({
         resource: 'leads',
         action: 'update',
@@ -182,7 +183,7 @@ describe('permission errors are logged for the operator', () => {
           status: 500,
           code: 'INTERNAL_ERROR',
           sqlstate: '42501',
-          error: expect.stringMatching(/permission denied for function lead_stats/),
+          error: expect.stringMatching(/permission denied for function lead_totals/),
         }),
         expect.objectContaining({
           level: 'warn',

@@ -155,6 +155,6 @@ describe('admin access', () => {
         !n.startsWith('gin_') && !n.startsWith('gtrgm') &&
         !/trgm|similarity|show_limit|set_limit|show_trgm/.test(n)
       ),
-    ).toEqual(['add_working_leads', 'agent_quota', 'lead_stats']);
+    ).toEqual(['add_working_leads', 'agent_quota', 'lead_page', 'lead_stats', 'lead_totals']);
   });
 });

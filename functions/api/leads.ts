@@ -2,8 +2,9 @@
 import type { ActionName, ActionParams, LeadEventT, LeadT } from '../../shared/schemas.ts';
 import { encodeHistoryCursor, LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
-import { ApiError, notFound } from '../../shared/errors.ts';
+import { ApiError, notFound, validationError } from '../../shared/errors.ts';
 import { accessFor, type Ctx, type Reply } from './context.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
 import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
 
 type Params<A extends ActionName<'leads'>> = ActionParams<'leads', A>;
@@ -23,32 +24,25 @@ function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
   return days === undefined ? undefined : new Date(Date.now() - days * 86_400_000);
 }
 
-/** The WHERE clause of a lead list; only the asked-for predicates, every value a parameter. */
-function leadWhere(tx: Tx, f: Filters, userId: string | undefined) {
-  const parts = [];
+/**
+ * The filter arguments of public.lead_totals / public.lead_page, in their order. The filters
+ * themselves are defined once, in SQL (private.lead_predicate and the rollup read); this only
+ * turns the request into their parameters.
+ */
+function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date | string | undefined) {
   const agents = agentFilter(f);
-  if (agents) parts.push(tx`l.agent_id = any(${tx.array(agents)}::text[])`);
-  if (f.status) parts.push(tx`l.status = ${f.status}`);
-  if (f.priority) parts.push(tx`l.priority = ${f.priority}`);
-  // The matches of a search come from the `matched` CTE that listing() puts in front.
-  if (f.searchTerm) parts.push(tx`l.id = any ((select ids from matched)::bigint[])`);
-  const since = sinceOf(f);
-  if (since) parts.push(tx`l.created_at >= ${since}`);
-  if (userId) parts.push(tx`l.user_id = ${userId}::uuid`);
-  return parts.reduce((acc, p) => tx`${acc} and ${p}`, tx`true`);
+  const search = f.searchTerm === '' ? undefined : f.searchTerm;
+  return tx`${agents ? tx.array(agents) : null}::text[], ${f.status ?? null}::text, ${f.priority ?? null}::text,
+            ${search ?? null}::text, ${since ?? null}::timestamptz, ${userId ?? null}::uuid`;
 }
 
 async function stats(ctx: Ctx, p: Params<'stats'>): Promise<Reply> {
   const { scope, userId } = accessFor(ctx, p);
   const f = p.filters ?? {};
-  const search = f.searchTerm === '' ? undefined : f.searchTerm;
-  const [row] = await ctx.db.asUser(scope, (tx) => {
-    const agents = agentFilter(f);
-    return tx<{ stats: unknown }[]>`select public.lead_stats(${agents ? tx.array(agents) : null}::text[], ${
-      f.priority ?? null
-    }::text,
-                ${search ?? null}::text, ${sinceOf(f) ?? null}::timestamptz, ${userId ?? null}::uuid) as stats`;
-  });
+  const [row] = await ctx.db.asUser(
+    scope,
+    (tx) => tx<{ stats: unknown }[]>`select public.lead_totals(${filterArgs(tx, f, userId, sinceOf(f))}) as stats`,
+  );
   return { data: { stats: row.stats } };
 }
 
@@ -56,39 +50,37 @@ function listing(summary: boolean) {
   return async (ctx: Ctx, p: Params<'all'>): Promise<Reply> => {
     const { scope, userId } = accessFor(ctx, p);
     const f = p.filters ?? {};
+    if (p.cursor !== undefined && p.offset > 0) {
+      throw validationError('cursor and offset exclude each other', [
+        { path: 'data.offset', message: 'give either cursor or offset, not both' },
+      ]);
+    }
+    // What a cursor is bound to: everything that decides which leads match.
+    const bound = { f, userId: userId ?? null, admin: p.adminMode ?? false, summary };
+    const after = p.cursor === undefined ? undefined : decodeCursor(p.cursor, bound);
+    const since = after ? after.since ?? undefined : sinceOf(f)?.toISOString();
     const [row] = await ctx.db.asUser(scope, (tx) => {
-      const where = leadWhere(tx, f, userId);
+      const args = filterArgs(tx, f, userId, since);
       const json = summary ? leadSummaryJson(tx) : leadJson(tx);
       const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
-      // The page: without a search or a user scope, take the newest offset+limit leads of each
-      // usable agent from its index and merge them, instead of sorting every matching lead.
-      // A search or a user scope already narrows the rows to few, which are sorted directly.
-      const perAgent = !f.searchTerm && !userId;
-      const rows = perAgent
-        ? tx`unnest(array(select private.usable_agent_ids())) as usable(agent_id)
-             cross join lateral (
-               select l.* from public.leads l
-               where l.agent_id = usable.agent_id and ${where}
-               order by l.created_at desc, l.id desc
-               limit ${p.offset + p.limit}) l`
-        : tx`public.leads l`;
-      // A search runs once, in SQL with the trigram indexes (see private.search_lead_ids for
-      // why), and both the count and the page read its matches.
-      const agents = agentFilter(f);
-      const matched = f.searchTerm
-        ? tx`with matched as (select array(select private.search_lead_ids(${f.searchTerm},
-               ${agents ? tx.array(agents) : null}::text[])) as ids)`
-        : tx``;
-      return tx<{ count: number; leads: unknown[] }[]>`
-        ${matched}
-        select (select count(*)::int from public.leads l where ${where}) as count,
-               coalesce((select json_agg(page.j order by page.created_at desc, page.id desc) from (
-                 select ${json} as j, l.created_at, l.id from ${rows} ${join}
-                 where ${perAgent ? tx`true` : where}
-                 order by l.created_at desc, l.id desc
-                 limit ${p.limit} offset ${p.offset}) page), '[]'::json) as leads`;
+      // One row more than the page tells whether there is a next page. Every row carries the
+      // total; an empty page is one row with a null lead (id null).
+      const page = tx`select x.total, (x.lead).*, row_number() over () as k from public.lead_page(${args},
+                        ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
+                        ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
+      return tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
+        with page as materialized (${page})
+        select (select max(l.total) from page l) as count,
+               coalesce((select json_agg(${json} order by l.k) from page l ${join}
+                         where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
+               (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
+                where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})) as last`;
     });
-    return { data: { leads: row.leads, count: row.count, limit: p.limit, offset: p.offset } };
+    const nextCursor = row.last
+      ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
+      : null;
+    const count = row.count === null ? null : Number(row.count);
+    return { data: { leads: row.leads, count, limit: p.limit, offset: p.offset, nextCursor } };
   };
 }
 

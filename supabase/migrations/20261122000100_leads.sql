@@ -58,18 +58,19 @@ create table if not exists public.leads (
   created_at timestamptz not null default now(),
   updated_at timestamptz
 );
--- Lists are per agent set, newest first; this index serves the policy, the ordering, and (with
--- status and priority included) counts and stats as index-only scans.
+-- A user's list pages (each usable agent's newest rows, merged), the policy's agent_id = any(...),
+-- and the partial-day count of a dateRange (index-only, with status and priority included).
 create index if not exists leads_agent_created_idx on public.leads (agent_id, created_at desc, id desc)
   include (status, priority);
--- The narrowest index the policy can use: counts and stats read 100k entries of it per call for a
--- large account (measured 29.8 -> 23.9 ms for lead_stats against the wider index above).
-create index if not exists leads_agent_status_idx on public.leads (agent_id, status);
+-- An admin's list pages over every agent, and the partial-day count of an admin-wide dateRange.
+create index if not exists leads_created_idx on public.leads (created_at desc, id desc) include (status, priority);
+-- An admin's list pages scoped to one user (userId).
 create index if not exists leads_user_created_idx on public.leads (user_id, created_at desc, id desc);
+-- The foreign key's `on delete set null` when a primary lead is deleted.
 create index if not exists leads_primary_lead_idx on public.leads (primary_lead_id) where primary_lead_id is not null;
 -- Substring search on name, email and phone (searchTerm), per agent: see private.search_lead_ids.
 -- fastupdate off: with the default pending list, every search rescans up to 4 MB of recent
--- inserts until vacuum merges them (measured: a search went from 4 ms to 45 ms).
+-- inserts until vacuum merges them (measured: see BENCHMARKS.md, "Indexes").
 create index if not exists leads_agent_name_trgm_idx on public.leads
   using gin (agent_id, name extensions.gin_trgm_ops) with (fastupdate = off);
 create index if not exists leads_agent_email_trgm_idx on public.leads
@@ -265,44 +266,8 @@ create policy leads_delete on public.leads for delete to authenticated
   using (agent_id = any (array(select private.usable_agent_ids())));
 
 -- ---------------------------------------------------------------------------------------------
--- Stats
+-- Stats: public.lead_stats is defined with the rollups it reads, in 20261123000100_lead_rollups.sql.
 -- ---------------------------------------------------------------------------------------------
-
-/** Total and per-status counts of the leads the caller can see, in one query. Security invoker,
-    so RLS decides the rows. Only the predicates that were asked for are added (values stay bound
-    parameters), so each call gets a plan for its own filters. */
-create or replace function public.lead_stats(
-  p_agent_ids text[] default null,
-  p_priority text default null,
-  p_search text default null,
-  p_since timestamptz default null,
-  p_user_id uuid default null
-) returns jsonb
-language plpgsql stable security invoker
-set search_path = ''
-as $$
-declare
-  v_sql text := 'select jsonb_build_object(''total'', count(*), ''by_status'', jsonb_build_object('
-    '''new'', count(*) filter (where status = ''new''), '
-    '''contacted'', count(*) filter (where status = ''contacted''), '
-    '''qualified'', count(*) filter (where status = ''qualified''), '
-    '''converted'', count(*) filter (where status = ''converted''))) from public.leads where true';
-  v_result jsonb;
-begin
-  if p_agent_ids is not null then v_sql := v_sql || ' and agent_id = any($1)'; end if;
-  if p_priority is not null then v_sql := v_sql || ' and priority = $2'; end if;
-  if p_search is not null then
-    v_sql := v_sql || ' and id = any (array(select private.search_lead_ids($3, $1)))';
-  end if;
-  if p_since is not null then v_sql := v_sql || ' and created_at >= $4'; end if;
-  if p_user_id is not null then v_sql := v_sql || ' and user_id = $5'; end if;
-  execute v_sql into v_result using p_agent_ids, p_priority, p_search, p_since, p_user_id;
-  return v_result;
-end
-$$;
-
-revoke all on function public.lead_stats(text[], text, text, timestamptz, uuid) from public, anon;
-grant execute on function public.lead_stats(text[], text, text, timestamptz, uuid) to authenticated;
 
 -- Safety net for functions created above before the default was revoked (an older database):
 -- nothing in `private` runs for anon or for PUBLIC; authenticated keeps the grants given above.

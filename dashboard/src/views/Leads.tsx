@@ -62,7 +62,7 @@ export function Leads() {
   });
   const data = list.data;
   const cursorMode = data !== undefined && 'nextCursor' in data;
-  const hasNext = cursorMode ? Boolean(data?.nextCursor) : data ? offset + PAGE_SIZE < data.count : false;
+  const hasNext = Boolean(data?.nextCursor);
   const hasPrev = cursorMode ? cursors.length > 1 : offset > 0;
   const pageNo = cursorMode ? cursors.length : Math.floor(offset / PAGE_SIZE) + 1;
 

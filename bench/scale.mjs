@@ -1,0 +1,250 @@
+// `npm run bench:scale`: the scale curve (issue 13). Accounts of 10k, 100k and 1M leads and an
+// admin over all 2M, each for stats, the first list page with an exact count, a page 1,000 pages
+// deep by cursor, and a search, through the function (Deno over HTTP, driven by wrk) at c=1 and
+// c=32; then create throughput on one agent at c=32 with the rollup triggers off and on. Writes
+// its tables between the scale markers of BENCHMARKS.md. Uses the same database as `npm run bench`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { root, startApi } from '../scripts/deno.mjs';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { BIG_AGENTS, BIG_USER, HUGE_USER, loadBenchData, SMALL_USER } from './data.mjs';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+// SCALE_BASELINE=1: the same reads on a checkout from before cursors and rollups (the deep page
+// by offset 25,000 instead of a cursor, no create runs); prints its table and writes nothing.
+const BASELINE = process.env.SCALE_BASELINE === '1';
+const API_PORT = 24431;
+const log = (...a) => console.error(...a);
+
+let pg;
+let url = process.env.DATABASE_URL;
+if (!url) {
+  pg = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 24420 });
+  url = pg.url;
+}
+await migrate(url);
+await loadBenchData(url, log);
+const sql = postgres(url, { max: 1, onnotice: () => {} });
+// Migrations are tracked, so a kept database would measure the rollup functions as they were at
+// its load; the rollup migration is idempotent (it ends in a rebuild), so apply the current one.
+const rollups = join(root, 'supabase', 'migrations', '20261123000100_lead_rollups.sql');
+if (!BASELINE) await sql.begin((tx) => tx.unsafe(readFileSync(rollups, 'utf8')));
+await sql`delete from public.leads where name like 'Bench %'`;
+await sql`vacuum analyze public.leads`;
+if (!BASELINE) await sql`vacuum analyze private.lead_rollup`;
+
+const api = await startApi({
+  port: API_PORT,
+  env: { DATABASE_URL: url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+  quiet: true,
+});
+const endpoint = `${api.url}/functions/v1/api`;
+const ADMIN = 'c0000000-0000-4000-8000-0000000000ad';
+const accounts = [
+  { name: '10k account', token: await signToken({ sub: SMALL_USER, expiresIn: '2h' }), extra: {} },
+  { name: '100k account', token: await signToken({ sub: BIG_USER, expiresIn: '2h' }), extra: {} },
+  { name: '1M account', token: await signToken({ sub: HUGE_USER, expiresIn: '2h' }), extra: {} },
+  {
+    name: 'admin, all 2M leads',
+    token: await signToken({ sub: ADMIN, admin: true, expiresIn: '2h' }),
+    extra: { adminMode: true },
+  },
+];
+
+async function invoke(token, body) {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!json.success) throw new Error(`${res.status} ${JSON.stringify(json.error)}`);
+  return json.data;
+}
+
+/** The cursor of page 1,001 of 25 (25,000 leads deep), walked by 250 pages of 100; for an
+    account with fewer leads, the cursor of its last full page of 100 (the deepest there is). */
+async function deepCursor(account) {
+  let cursor;
+  for (let i = 0; i < 250; i++) {
+    const data = await invoke(account.token, {
+      resource: 'leads',
+      action: 'list',
+      data: { ...account.extra, limit: 100, count: 'none', ...(cursor ? { cursor } : {}) },
+    });
+    if (!data.nextCursor) break;
+    cursor = data.nextCursor;
+  }
+  return cursor;
+}
+
+/** wrk at `connections` (1 or 2 threads), each thread cycling through `bodies(thread, n)`. */
+function viaWrk(token, bodies, connections, seconds = SECONDS) {
+  const dir = mkdtempSync(join(tmpdir(), 'wrk-scale-'));
+  try {
+    const threads = Math.min(connections, 2);
+    for (let t = 0; t < threads; t++) {
+      const lines = Array.from({ length: 20_000 }, (_, n) => JSON.stringify(bodies(t, n + 1)));
+      writeFileSync(join(dir, `bodies-${t}.txt`), lines.join('\n') + '\n');
+    }
+    writeFileSync(
+      join(dir, 'script.lua'),
+      `
+      wrk.method = "POST"
+      wrk.headers["Content-Type"] = "application/json"
+      wrk.headers["Authorization"] = "Bearer ${token}"
+      local next_id = 0
+      function setup(thread) thread:set("id", next_id); next_id = next_id + 1 end
+      local bodies, i = {}, 0
+      function init(args)
+        for line in io.lines("${dir}/bodies-" .. id .. ".txt") do bodies[#bodies + 1] = line end
+      end
+      function request()
+        i = i + 1
+        return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
+      end
+      function response(status, headers, body)
+        if status >= 300 and not shown then shown = true; io.write("NON2XX " .. status .. " " .. body .. "\\n") end
+      end
+      function done(summary, latency, requests)
+        local e = summary.errors
+        io.write(string.format('RESULT {"rps":%f,"p50":%f,"p99":%f,"errors":%d}\\n',
+          summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+          e.status + e.connect + e.read + e.write + e.timeout))
+      end`,
+    );
+    const out = execFileSync('wrk', [
+      '-t',
+      String(threads),
+      '-c',
+      String(connections),
+      '-d',
+      `${seconds}s`,
+      '-s',
+      join(dir, 'script.lua'),
+      endpoint,
+    ]).toString();
+    const failure = /NON2XX (.*)/.exec(out)?.[1];
+    if (failure) log(`  first non-2xx answer: ${failure.slice(0, 200)}`);
+    return JSON.parse(/RESULT (.*)/.exec(out)[1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const TERMS = ['maria gar', 'wei.chen', 'smith1', 'khan@', 'sato7'];
+const rows = [];
+for (const account of accounts) {
+  const cursor = BASELINE ? undefined : await deepCursor(account);
+  const deep = BASELINE ? { offset: 25_000 } : { cursor };
+  const workloads = [
+    ['stats', () => ({ resource: 'leads', action: 'stats', data: { ...account.extra } })],
+    ['list, first page, exact count', () => ({ resource: 'leads', action: 'list', data: { ...account.extra } })],
+    ['list, page 1,001 by cursor', () => ({ resource: 'leads', action: 'list', data: { ...account.extra, ...deep } })],
+    ['list, searchTerm', (_t, n) => ({
+      resource: 'leads',
+      action: 'list',
+      data: { ...account.extra, filters: { searchTerm: TERMS[n % 5] } },
+    })],
+  ];
+  for (const [name, bodies] of workloads) {
+    if (process.env.BENCH_ONLY && !name.startsWith(process.env.BENCH_ONLY)) continue;
+    viaWrk(account.token, bodies, 1, 1); // warm-up
+    const c1 = viaWrk(account.token, bodies, 1);
+    const c32 = viaWrk(account.token, bodies, 32);
+    rows.push({ account: account.name, name, c1, c32 });
+    log(`${account.name} / ${name}: c=1 p50 ${c1.p50.toFixed(2)} ms; c=32 ${c32.rps.toFixed(0)}/s`);
+  }
+}
+
+if (BASELINE) {
+  for (const r of rows) console.log(JSON.stringify(r));
+  await api.stop();
+  await sql.end();
+  if (pg) await pg.stop();
+  process.exit(0);
+}
+
+// Searches of the largest sets can still be running when wrk stops (they take seconds): let the
+// pool drain before the create runs, or their first seconds measure the searches' tail.
+await new Promise((done) => setTimeout(done, 10_000));
+
+// Create on one agent at c=32, rollup triggers off then on. Off: the created rows are removed
+// with the triggers still off, so the rollup stays exact for the "on" run.
+const bigToken = accounts[1].token;
+const createBodies = (t, n) => ({
+  resource: 'leads',
+  action: 'create',
+  data: { agent_id: BIG_AGENTS[0], name: `Bench ${t}-${n}`, email: `b${t}.${n}@bench.test`, priority: 'medium' },
+});
+const TRIGGERS = ['leads_rollup_insert', 'leads_rollup_update', 'leads_rollup_delete'];
+const creates = { off: [], on: [] };
+// Alternated twice: on this shared machine one run alone says little.
+for (const mode of ['off', 'on', 'off', 'on']) {
+  if (mode === 'off') { for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads disable trigger ${t}`); }
+  viaWrk(bigToken, createBodies, 32, 1);
+  const r = viaWrk(bigToken, createBodies, 32);
+  creates[mode].push(r);
+  // Creates wrk left in flight still land after it exits: let them before counting or deleting.
+  await new Promise((done) => setTimeout(done, 1000));
+  if (mode === 'on') {
+    const [{ n }] = await sql`select count(*)::int as n from private.lead_rollup
+                              where agent_id = ${BIG_AGENTS[0]} and day is null`;
+    creates.rollupRows = n;
+  }
+  await sql`delete from public.leads where name like 'Bench %'`;
+  if (mode === 'off') { for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads enable trigger ${t}`); }
+  log(`create on one agent, c=32, triggers ${mode}: ${r.rps.toFixed(0)}/s`);
+}
+const [{ exact }] = await sql`
+  select (select count(*) from public.leads where agent_id = ${BIG_AGENTS[0]}) =
+         (select sum(n) from private.lead_rollup where agent_id = ${BIG_AGENTS[0]} and day is null) as exact`;
+await api.stop();
+
+const f0 = (n) => Math.round(n).toLocaleString('en-US');
+const f2 = (n) => n.toFixed(n < 10 ? 2 : 1);
+const [{ version }] = await sql`select current_setting('server_version') as version`;
+const table = [
+  '| workload | account | c=1 p50 ms | c=1 req/s | c=32 req/s | c=32 p50 ms | c=32 p99 ms |',
+  '|---|---|---|---|---|---|---|',
+  ...rows.map((r) =>
+    `| ${r.name} | ${r.account} | ${f2(r.c1.p50)} | ${f0(r.c1.rps)} | ${f0(r.c32.rps)}${
+      r.c32.errors ? ` (${r.c32.errors} errors)` : ''
+    } | ${f2(r.c32.p50)} | ${f2(r.c32.p99)} |`
+  ),
+].join('\n');
+const section = `<!-- scale:start -->
+## Scale curve (\`npm run bench:scale\`)
+
+2,010,000 leads: accounts of 10k (2 agents), 100k (5 agents) and 1M (10 agents) leads, 1,000 users of 900,
+and an internal admin in admin mode over all of them. Through the function (Deno, HTTP, wrk). ${cpus().length} cores,
+PostgreSQL ${version}, ${SECONDS} s per run, run on ${new Date().toISOString().slice(0, 16)}Z.
+
+${table}
+
+| create on one agent (big-agent-1), c=32 | req/s | p50 ms | p99 ms |
+|---|---|---|---|
+${
+  ['off', 'on'].flatMap((mode) =>
+    creates[mode].map((c, i) =>
+      `| rollup triggers ${mode} (run ${i + 1}) | ${f0(c.rps)} | ${f2(c.p50)} | ${f2(c.p99)} |`
+    )
+  ).join('\n')
+}
+
+After the last "on" run the agent's all-time rollup key held ${creates.rollupRows} rows (deltas not yet compacted
+included; one row per status × priority group when compacted); its total equalled count(*): ${exact}.
+<!-- scale:end -->`;
+console.log(section);
+const path = join(root, 'BENCHMARKS.md');
+const md = readFileSync(path, 'utf8');
+const out = md.includes('<!-- scale:start -->')
+  ? md.replace(/<!-- scale:start -->[\s\S]*<!-- scale:end -->/, section)
+  : `${md.trimEnd()}\n\n${section}\n`;
+if (!process.env.BENCH_ONLY) writeFileSync(path, out);
+await sql.end();
+if (pg) await pg.stop();
