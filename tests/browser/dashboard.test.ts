@@ -93,12 +93,34 @@ describe('dashboard in chromium', { timeout: 90_000 }, () => {
   it('searches, pages and filters leads on the server', async () => {
     const page = await signedIn('user', 'leads');
     const rows = page.getByRole('table', { name: 'Leads' }).locator('tbody tr');
+    const names = () => rows.locator('td:nth-child(2)').allTextContents();
     await poll(() => rows.count()).toBe(25);
     await poll(() => page.getByText('Page 1 · 29 leads').count()).toBe(1);
-    await page.getByRole('button', { name: 'Next page' }).click();
-    await poll(() => rows.count()).toBe(4);
-    await page.getByRole('button', { name: 'Previous page' }).click();
-    await poll(() => rows.count()).toBe(25);
+    const first = await names();
+    // Three leads arrive while page 1 is on screen: page 2 by offset would repeat three of page 1's
+    // rows and never show the three oldest; page 2 by nextCursor starts right after page 1's last row.
+    const late = await createLeads(mainAgent, dana, manyLeads(3, (i) => ({ name: `Arrived Late ${i}` })));
+    try {
+      await page.getByRole('button', { name: 'Next page' }).click();
+      await poll(() => page.getByText(/^Page 2 · /).count()).toBe(1);
+      await poll(() => rows.count()).toBe(4);
+      const second = await names();
+      const before = (await adminSql`select name from public.leads where user_id = ${dana.id}`)
+        .map((r) => r.name).filter((n) => !n.startsWith('Arrived Late'));
+      expect(second.filter((n) => first.includes(n))).toEqual([]); // no repeat
+      expect([...first, ...second].sort()).toEqual(before.sort()); // no skip
+      expect(await page.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true); // nextCursor null
+      await page.getByRole('button', { name: 'Previous page' }).click();
+      await poll(() => page.getByText(/^Page 1 · /).count()).toBe(1);
+      // Back to the first page (no cursor): the newest 25, from the cache or read again with the late
+      // arrivals on top, depending on how long the page was shown.
+      await poll(() => rows.count()).toBe(25);
+      const known = new Set([...first, 'Arrived Late 0', 'Arrived Late 1', 'Arrived Late 2']);
+      expect((await names()).filter((n) => !known.has(n))).toEqual([]);
+      expect(await page.getByRole('button', { name: 'Previous page' }).isDisabled()).toBe(true);
+    } finally {
+      await adminSql`delete from public.leads where id in ${adminSql(late)}`;
+    }
     await page.getByLabel('Search', { exact: true }).fill('zebulon');
     await poll(() => rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain('Zebulon Quest');

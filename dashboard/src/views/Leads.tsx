@@ -8,8 +8,6 @@ import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
 
 const PAGE_SIZE = 25;
 type ListInput = NonNullable<Parameters<Api['leads']['list']>[0]>;
-// Cursor paging (contract: "Paging, counts and scale") where the api returns nextCursor; offsets until then.
-type ListOutput = Awaited<ReturnType<Api['leads']['list']>> & { nextCursor?: string | null };
 
 export function useDebounced<T>(value: T, ms = 300): T {
   const [v, setV] = useState(value);
@@ -28,8 +26,6 @@ export function Leads() {
   const [status, setStatus] = useState('');
   const [priority, setPriority] = useState('');
   const [agentId, setAgentId] = useState('');
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const [offset, setOffset] = useState(0);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [panel, setPanel] = useState<PanelMode | null>(null);
   const [batchAgent, setBatchAgent] = useState('');
@@ -44,27 +40,24 @@ export function Leads() {
     ...(agentId ? { agentId } : {}),
   } as ListInput['filters'];
   const filterKey = JSON.stringify([scope, filters]);
-  // New filters start again at the first page, with nothing selected.
-  useEffect(() => {
-    setCursors([null]);
-    setOffset(0);
-    setSelected(new Set());
-  }, [filterKey]);
+  // New filters start again with nothing selected.
+  useEffect(() => setSelected(new Set()), [filterKey]);
 
+  // Cursor paging: the cursors of every page up to this one, so "Previous page" returns to exactly
+  // the rows it showed (an offset would shift as leads are added or deleted meanwhile). The stack
+  // belongs to the filters it was made with: a cursor is a 400 with any other filters, so new
+  // filters start at the first page without ever sending an old cursor.
+  const [paging, setPaging] = useState({ key: filterKey, cursors: [null] as (string | null)[] });
+  const cursors = paging.key === filterKey ? paging.cursors : [null];
   const cursor = cursors[cursors.length - 1];
   const list = useQuery({
-    queryKey: ['leads', scope, filters, cursor, offset],
-    queryFn: async () => {
-      const input = { ...scope, filters, limit: PAGE_SIZE, ...(cursor ? { cursor } : { offset }) } as ListInput;
-      return (await s.api.leads.list(input)) as ListOutput;
-    },
+    queryKey: ['leads', scope, filters, cursor],
+    queryFn: () => s.api.leads.list({ ...scope, filters, limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) }),
     placeholderData: keepPreviousData,
   });
   const data = list.data;
-  const cursorMode = data !== undefined && 'nextCursor' in data;
-  const hasNext = Boolean(data?.nextCursor);
-  const hasPrev = cursorMode ? cursors.length > 1 : offset > 0;
-  const pageNo = cursorMode ? cursors.length : Math.floor(offset / PAGE_SIZE) + 1;
+  // While a page loads the previous one stays on screen: its nextCursor is not the next page's.
+  const nextCursor = list.isPlaceholderData ? null : data?.nextCursor ?? null;
 
   const batch = useMutation({
     mutationFn: () =>
@@ -190,19 +183,18 @@ export function Leads() {
         {data && (
           <nav className="pager" aria-label="Pages">
             <button
-              disabled={!hasPrev}
-              onClick={() => (cursorMode ? setCursors((c) => c.slice(0, -1)) : setOffset((o) => Math.max(0, o - PAGE_SIZE)))}
+              disabled={cursors.length <= 1}
+              onClick={() => setPaging({ key: filterKey, cursors: cursors.slice(0, -1) })}
             >
               Previous page
             </button>
             <span>
-              Page {pageNo}
+              Page {cursors.length}
               {data.count !== null && data.count !== undefined && ` · ${data.count} leads`}
             </span>
             <button
-              disabled={!hasNext}
-              onClick={() =>
-                cursorMode ? setCursors((c) => [...c, data.nextCursor!]) : setOffset((o) => o + PAGE_SIZE)}
+              disabled={!nextCursor}
+              onClick={() => setPaging({ key: filterKey, cursors: [...cursors, nextCursor!] })}
             >
               Next page
             </button>
