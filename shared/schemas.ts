@@ -4,6 +4,7 @@
  * No Deno or Node APIs here: a frontend bundle imports this file.
  */
 import { z } from 'zod';
+import { decodeOpaque, encodeOpaque } from './opaque.ts';
 
 export const LEAD_STATUSES = ['new', 'contacted', 'qualified', 'converted'] as const;
 export const LEAD_PRIORITIES = ['low', 'medium', 'high'] as const;
@@ -211,19 +212,11 @@ export const HistoryCursor = z.string().max(64).transform((s, ctx) => {
   }
   return id;
 });
-const CURSOR_PREFIX = 'ev:';
-export const encodeHistoryCursor = (id: number): string =>
-  btoa(CURSOR_PREFIX + id).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+/** The history cursor's content: `{ ev: <id of the last event shown> }`. */
+export const encodeHistoryCursor = (id: number): string => encodeOpaque({ ev: id });
 function decodeHistoryCursor(s: string): number | undefined {
-  let text: string;
-  try {
-    text = atob(s.replaceAll('-', '+').replaceAll('_', '/'));
-  } catch {
-    return undefined;
-  }
-  const m = /^ev:([1-9][0-9]{0,15})$/.exec(text);
-  const id = m ? Number(m[1]) : NaN;
-  return Number.isSafeInteger(id) ? id : undefined;
+  const id = (decodeOpaque(s) as { ev?: unknown } | undefined)?.ev;
+  return typeof id === 'number' && Number.isSafeInteger(id) && id > 0 ? id : undefined;
 }
 export const LeadHistoryInput = z.strictObject({
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),

@@ -2,6 +2,7 @@
 import type { Claims } from '../../shared/auth.ts';
 import type { Db } from '../../shared/db.ts';
 import { validationError } from '../../shared/errors.ts';
+import { decodeOpaque, encodeOpaque } from '../../shared/opaque.ts';
 import type { ActionParams } from '../../shared/schemas.ts';
 import { accessFor, type Ctx, type Reply } from './context.ts';
 import type { AdminModeRequest } from './router.ts';
@@ -25,17 +26,12 @@ export async function recordAdminMode(
 }
 
 /** The keyset position after an entry: its time (as Postgres prints it, to the microsecond) and id. */
-const encodeCursor = (at: string, id: number) => btoa(JSON.stringify([at, id])).replace(/=+$/, '');
+const encodeCursor = (at: string, id: number) => encodeOpaque([at, id]);
 
 function decodeCursor(cursor: string): [string, number] {
-  try {
-    const [at, id] = JSON.parse(atob(cursor));
-    if (typeof at === 'string' && at.length <= 64 && Number.isSafeInteger(id) && id > 0) {
-      return [at, id];
-    }
-  } catch {
-    // falls through to the 400
-  }
+  const value = decodeOpaque(cursor);
+  const [at, id] = Array.isArray(value) ? value : [];
+  if (typeof at === 'string' && at.length <= 64 && Number.isSafeInteger(id) && id > 0) return [at, id];
   throw validationError('Invalid cursor', [{ path: 'data.cursor', message: "must be a previous page's nextCursor" }]);
 }
 

@@ -5,6 +5,7 @@
  * the filters it was made with. Not a secret: the database decides what a caller sees.
  */
 import { validationError } from '../../shared/errors.ts';
+import { canonicalJson, decodeOpaque, encodeOpaque } from '../../shared/opaque.ts';
 
 export interface Keyset {
   createdAt: string;
@@ -13,15 +14,9 @@ export interface Keyset {
   since: string | null;
 }
 
-/** FNV-1a of a canonical JSON: enough to tell filter sets apart, not a security measure. */
+/** FNV-1a of the canonical JSON: enough to tell filter sets apart, not a security measure. */
 function hashOf(value: unknown): string {
-  const text = JSON.stringify(
-    value,
-    (_k, v) =>
-      v && typeof v === 'object' && !Array.isArray(v)
-        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
-        : v,
-  );
+  const text = canonicalJson(value);
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -30,29 +25,15 @@ function hashOf(value: unknown): string {
   return (h >>> 0).toString(36);
 }
 
-const toBase64Url = (s: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(s))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-
-const fromBase64Url = (s: string) =>
-  new TextDecoder().decode(
-    Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0)),
-  );
-
 export function encodeCursor(k: Keyset, filters: unknown): string {
-  return toBase64Url(JSON.stringify({ c: k.createdAt, i: k.id, s: k.since, h: hashOf(filters) }));
+  return encodeOpaque({ c: k.createdAt, i: k.id, s: k.since, h: hashOf(filters) });
 }
 
 const badCursor = (message: string) => validationError(message, [{ path: 'data.cursor', message }]);
 
 /** The keyset of a cursor; 400 when it is not one of ours or was made with other filters. */
 export function decodeCursor(cursor: string, filters: unknown): Keyset {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(fromBase64Url(cursor));
-  } catch {
-    throw badCursor('cursor is not a nextCursor of this api');
-  }
-  const p = parsed as Record<string, unknown>;
+  const p = decodeOpaque(cursor) as Record<string, unknown> | undefined;
   const iso = (v: unknown) => typeof v === 'string' && v.length <= 40 && !Number.isNaN(Date.parse(v));
   if (
     !p || typeof p !== 'object' || !iso(p.c) || !Number.isSafeInteger(p.i) || (p.s !== null && !iso(p.s)) ||

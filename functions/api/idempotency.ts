@@ -6,6 +6,7 @@
  * waiting for a concurrent holder) live in SQL: private.idempotency_claim / _store.
  */
 import type { Db, RequestScope, Tx } from '../../shared/db.ts';
+import { canonicalJson } from '../../shared/opaque.ts';
 import { connectionLost, fromDatabaseError } from '../../shared/db-errors.ts';
 import { ApiError, validationError } from '../../shared/errors.ts';
 import { errorBody } from '../../shared/http.ts';
@@ -25,22 +26,12 @@ export function checkKey(raw: string): string {
   return raw;
 }
 
-/** JSON with object keys sorted, so `{a,b}` and `{b,a}` are the same request. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 /**
  * sha-256 (hex) of the request as the caller sent it. Hashed here, not in SQL: only 64 characters
  * travel to the database instead of the whole request, and the claim stays one small statement.
  */
 export async function requestHash(request: { resource: string; action: string; id: unknown; data: unknown }) {
-  const bytes = new TextEncoder().encode(canonical(request));
+  const bytes = new TextEncoder().encode(canonicalJson(request));
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }

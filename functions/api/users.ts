@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ActionParams } from '../../shared/schemas.ts';
 import { validationError } from '../../shared/errors.ts';
+import { decodeOpaque, encodeOpaque } from '../../shared/opaque.ts';
 import { accessFor, type Ctx, type Reply } from './context.ts';
 
 type UParams = ActionParams<'users', 'list'>;
@@ -18,21 +19,11 @@ interface UserRow {
 /** The keyset of the last row shown: [email ('' when missing, as the SQL sorts it), id]. */
 const Keyset = z.tuple([z.string().max(1000).refine((s) => !s.includes('\u0000')), z.guid()]);
 
-const toBase64Url = (s: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(s))).replaceAll('+', '-').replaceAll('/', '_')
-    .replace(/=+$/, '');
-const fromBase64Url = (s: string) =>
-  new TextDecoder('utf-8', { fatal: true }).decode(
-    Uint8Array.from(atob(s.replaceAll('-', '+').replaceAll('_', '/')), (c) => c.charCodeAt(0)),
-  );
-
-const encodeCursor = (row: UserRow) => toBase64Url(JSON.stringify([row.email ?? '', row.id]));
+const encodeCursor = (row: UserRow) => encodeOpaque([row.email ?? '', row.id]);
 
 function decodeCursor(cursor: string): [string, string] {
-  try {
-    const parsed = Keyset.safeParse(JSON.parse(fromBase64Url(cursor)));
-    if (parsed.success) return parsed.data;
-  } catch { /* not base64url JSON: reported below */ }
+  const parsed = Keyset.safeParse(decodeOpaque(cursor));
+  if (parsed.success) return parsed.data;
   throw validationError('Invalid cursor', [{ path: 'data.cursor', message: 'not a cursor from users/list' }]);
 }
 

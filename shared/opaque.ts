@@ -1,0 +1,30 @@
+/**
+ * Opaque text the api hands out and takes back (page cursors) and the canonical JSON that hashes
+ * of requests and filters are taken over. No Deno or Node APIs: schemas.ts, and so the frontend
+ * bundle, imports this file.
+ */
+
+/** JSON with object keys sorted (and undefined members dropped), so `{a,b}` and `{b,a}` are one value. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** A JSON value as base64url text: what a `nextCursor` looks like to a caller. */
+export const encodeOpaque = (value: unknown): string =>
+  btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(value))))
+    .replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+
+/** The JSON value inside an opaque text, or undefined when it is not base64url of UTF-8 JSON. */
+export function decodeOpaque(text: string): unknown {
+  try {
+    const bytes = Uint8Array.from(atob(text.replaceAll('-', '+').replaceAll('_', '/')), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
