@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { buildDashboard, distDir, serveDashboard } from '../scripts/dashboard.mjs';
+import { buildDashboard, CHROMIUM_ARGS, distDir, serveDashboard } from '../scripts/dashboard.mjs';
 import { root, startApi } from '../scripts/deno.mjs';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
@@ -40,7 +40,7 @@ const css = size('.css');
 
 const api = await startApi({
   port: 30000 + Math.floor(Math.random() * 2000) + 2000,
-  env: { DATABASE_URL: url, SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET },
+  env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET },
   quiet: true,
 });
 const token = await signToken({ sub: BIG_USER, email: 'big@bench.test' });
@@ -48,16 +48,7 @@ const web = await serveDashboard({ port: 0, apiUrl: api.url, tokens: { user: tok
 const context = await chromium.launchPersistentContext(join(work, 'profile'), {
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
   headless: true,
-  args: [
-    '--no-sandbox',
-    '--headless',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
+  args: CHROMIUM_ARGS,
 });
 
 /** ms from `start` until `selector` is visible, on a fresh page signed in on `view`. */

@@ -19,6 +19,22 @@ import { extname, join, normalize, sep } from 'node:path';
 import { root } from './deno.mjs';
 
 export const dashboardDir = join(root, 'dashboard');
+
+/**
+ * Headless Chromium as root on this closed network: no sandbox, and none of the background
+ * connections Chromium would otherwise open (refused here, many at a time). Browser tests and the
+ * dashboard benchmark launch with these.
+ */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 export const distDir = join(dashboardDir, 'dist');
 // Written after a local build: a dist made for a deployment (VITE_SUPABASE_URL) is rebuilt locally.
 const LOCAL_MARK = join(distDir, '.local-build');
