@@ -62,6 +62,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     let claims: Claims | undefined;
     let response: Response;
     let outcome = 'OK';
+    const log = (level: FailureLog['level'], status: number, code: string, cause: unknown) =>
+      logError({
+        level,
+        requestId,
+        resource: routed.resource,
+        action: routed.action,
+        status,
+        code,
+        sqlstate: sqlstateOf(cause) || undefined,
+        durationMs: Math.round(performance.now() - started),
+        error: describe(cause),
+      });
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
       if (req.method !== 'POST') {
@@ -83,21 +95,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     } catch (err) {
       const apiError = fromDatabaseError(err);
       const cause = apiError.cause ?? err;
-      const sqlstate = sqlstateOf(cause) || undefined;
       // A 42501 that the policies did not decide is a missing grant: a 500 the operator must see;
       // one they did decide is still logged, so a broken grant can never hide behind a 403.
-      if (apiError.status >= 500 || sqlstate === '42501') {
-        logError({
-          level: apiError.status >= 500 ? 'error' : 'warn',
-          requestId,
-          resource: routed.resource,
-          action: routed.action,
-          status: apiError.status,
-          code: String(apiError.code),
-          sqlstate,
-          durationMs: Math.round(performance.now() - started),
-          error: describe(cause),
-        });
+      if (apiError.status >= 500 || sqlstateOf(cause) === '42501') {
+        log(apiError.status >= 500 ? 'error' : 'warn', apiError.status, String(apiError.code), cause);
       }
       outcome = String(apiError.code);
       response = failure(apiError, headers);
@@ -106,17 +107,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       // In a transaction of its own, after the request's: a denied request's entry survives the
       // rollback of the request. A failed write of the entry is logged for the operator.
       await recordAdminMode(deps.db, { claims, requestId }, routed.adminMode, outcome).catch((err) =>
-        logError({
-          level: 'error',
-          requestId,
-          resource: routed.resource,
-          action: routed.action,
-          status: response.status,
-          code: 'AUDIT_WRITE_FAILED',
-          sqlstate: sqlstateOf(err) || undefined,
-          durationMs: Math.round(performance.now() - started),
-          error: describe(err),
-        })
+        log('error', response.status, 'AUDIT_WRITE_FAILED', err)
       );
     }
     return response;
