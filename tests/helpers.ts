@@ -7,6 +7,8 @@ import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { startApi } from '../scripts/deno.mjs';
+import { createWebhooks } from '../shared/webhooks/dispatcher.ts';
+import { stubResolver } from './webhook-receiver.ts';
 
 export const databaseUrl = inject('databaseUrl');
 
@@ -14,10 +16,13 @@ export const databaseUrl = inject('databaseUrl');
 export const adminSql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
 
 export const db = createDb({ url: databaseUrl, max: 20 });
+/** Webhooks as a local deployment has them: private addresses allowed, no real DNS (a stub). */
+export const webhooks = createWebhooks({ sql: adminSql, resolve: stubResolver(), allowPrivate: true, log: () => {} });
 export const handler = createHandler({
   db,
   verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
-  logError: () => {},
+  logError: process.env.DEBUG_API ? (e) => console.error(e) : () => {},
+  webhooks,
 });
 
 export interface TestUser {

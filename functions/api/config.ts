@@ -3,7 +3,7 @@ import { createVerifier } from '../../shared/auth.ts';
 import { createDb } from '../../shared/db.ts';
 import postgres from 'postgres';
 import type { HandlerDeps } from './handler.ts';
-import type { Resolve } from '../../shared/webhooks/address.ts';
+import { denoResolve, type Resolve } from '../../shared/webhooks/address.ts';
 import { createWebhooks, type Webhooks } from '../../shared/webhooks/dispatcher.ts';
 
 /**
@@ -40,6 +40,8 @@ export function depsFromEnv(env: Record<string, string | undefined>): HandlerDep
     }),
     verify: createVerifier({ jwtSecret, jwks, supabaseUrl }),
     corsOrigins: env.CORS_ORIGINS || '*',
+    webhooks: webhooksFromEnv(env, denoResolve),
+    dispatchSecret: env.WEBHOOKS_DISPATCH_SECRET || undefined,
   };
 }
 

@@ -16,6 +16,8 @@ import {
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
 import { route, type Routed } from './router.ts';
+import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import { DISPATCH_HEADER, dispatchEntry } from './webhooks-dispatch.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -41,6 +43,10 @@ export interface HandlerDeps {
   corsOrigins?: string;
   /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
   logError?: (entry: FailureLog) => void;
+  /** The webhook service: the `webhooks` actions, and the dispatch entry pg_cron calls. */
+  webhooks?: Webhooks;
+  /** WEBHOOKS_DISPATCH_SECRET: opens the dispatch entry (without it the entry does not exist). */
+  dispatchSecret?: string;
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
@@ -82,10 +88,20 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       }
       // A body declared too large is refused before the token is even looked at.
       await refuseDeclaredOversize(req);
+      // The hosted dispatcher's entry (pg_cron + pg_net): its own secret, no user token.
+      if (req.headers.has(DISPATCH_HEADER)) {
+        routed.resource = 'webhooks';
+        routed.action = 'dispatch';
+        return jsonResponse(200, { success: true, data: await dispatchEntry(req, deps) }, headers);
+      }
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed);
+      const answer = await route(
+        { db: deps.db, claims, requestId, idempotencyKey, webhooks: deps.webhooks },
+        text,
+        routed,
+      );
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,

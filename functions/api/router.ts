@@ -5,12 +5,13 @@
  */
 import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } from '../../shared/schemas.ts';
 import { validationError } from '../../shared/errors.ts';
-import { access, action, type Ctx, issuesOf, type Route } from './context.ts';
+import { access, action, actionWithRun, type Ctx, issuesOf, type Route } from './context.ts';
 import { leadsHandlers as leads } from './leads.ts';
 import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
 import { type AdminModeRequest, adminModeRequest, auditHandlers as audit } from './audit.ts';
+import { webhooksHandlers as hooks } from './webhooks.ts';
 import { type Answer, checkKey, requestHash, runKeyed } from './idempotency.ts';
 
 /**
@@ -50,6 +51,16 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
   },
   audit: {
     list: action(ACTIONS.audit.list, audit.list),
+  },
+  webhooks: {
+    create: actionWithRun(ACTIONS.webhooks.create, hooks.create),
+    list: action(ACTIONS.webhooks.list, hooks.list),
+    update: actionWithRun(ACTIONS.webhooks.update, hooks.update),
+    delete: action(ACTIONS.webhooks.delete, hooks.delete),
+    'rotate-secret': action(ACTIONS.webhooks['rotate-secret'], hooks['rotate-secret']),
+    test: actionWithRun(ACTIONS.webhooks.test, hooks.test),
+    deliveries: action(ACTIONS.webhooks.deliveries, hooks.deliveries),
+    replay: action(ACTIONS.webhooks.replay, hooks.replay),
   },
 };
 
