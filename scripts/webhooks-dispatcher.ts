@@ -8,9 +8,8 @@ const webhooks = webhooksFromEnv(env, denoResolve);
 const loops = Number(env.WEBHOOKS_LOOPS ?? 2);
 const running = webhooks.start({ loops, idleMs: Number(env.WEBHOOKS_IDLE_MS ?? 100) });
 console.log(
-  `webhook dispatcher running (${loops} loops${
-    env.WEBHOOKS_ALLOW_PRIVATE === 'true' ? ', private addresses allowed' : ''
-  })`,
+  `webhook dispatcher running beside the function: ${loops} loops polling the outbox` +
+    (env.WEBHOOKS_ALLOW_PRIVATE === 'true' ? ' (WEBHOOKS_ALLOW_PRIVATE: http and private addresses allowed)' : ''),
 );
 const stop = async () => {
   await running.stop();

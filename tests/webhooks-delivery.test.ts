@@ -12,6 +12,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { leadJson } from '../functions/api/projections.ts';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { startDispatcher } from '../scripts/dispatcher.mjs';
+import { startApi } from '../scripts/deno.mjs';
+import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
+import { createHandler } from '../functions/api/handler.ts';
+import { createVerifier } from '../shared/auth.ts';
+import { createDb } from '../shared/db.ts';
 import type { Tx } from '../shared/db.ts';
 import { createWebhooks, type Webhooks } from '../shared/webhooks/dispatcher.ts';
 import { generateSecret } from '../shared/webhooks/signing.ts';
@@ -363,4 +368,58 @@ describe('at scale and under failure', () => {
     );
     expect(new Set(rec.received.map((r) => r.id)).size).toBe(300);
   }, 120_000);
+});
+
+describe('the hosted dispatch entry (what pg_cron calls through pg_net)', () => {
+  it('drains the outbox when called with its own secret, and only then', async () => {
+    const rec = await receiver();
+    const f = await fixture(rec.url, ['lead.created']);
+    await sql`insert into public.leads (agent_id, user_id, name) select ${f.agent}, ${f.user}, 'cron' from generate_series(1, 5)`;
+    const api = await startApi({
+      port: 20000 + Math.floor(Math.random() * 12000),
+      env: {
+        DATABASE_URL: pg.url,
+        JWT_SECRET: LOCAL_JWT_SECRET,
+        WEBHOOKS_DISPATCH_SECRET: 'a-dispatch-secret-for-this-test',
+        WEBHOOKS_ALLOW_PRIVATE: 'true',
+      },
+      quiet: true,
+    });
+    cleanups.push(() => api.stop());
+    const hit = (secret: string) =>
+      fetch(`${api.url}/functions/v1/api`, {
+        method: 'POST',
+        headers: { 'x-webhooks-dispatch-secret': secret, 'content-type': 'application/json' },
+        body: JSON.stringify({ resource: 'webhooks', action: 'dispatch' }),
+      });
+    const wrong = await hit('not-the-secret');
+    expect(wrong.status).toBe(401);
+    expect((await wrong.json()).error.code).toBe('UNAUTHORIZED');
+    expect(rec.received).toHaveLength(0);
+    const right = await hit('a-dispatch-secret-for-this-test');
+    expect(right.status).toBe(200);
+    expect((await right.json()).data).toMatchObject({ attempted: 5 });
+    expect(rec.received).toHaveLength(5);
+    const v = new Webhook(f.secret);
+    for (const r of rec.received) v.verify(r.body, r.headers);
+  }, 60_000);
+
+  it('without WEBHOOKS_DISPATCH_SECRET there is no entry', async () => {
+    const db = createDb({ url: pg.url, max: 1 });
+    cleanups.push(() => db.end());
+    const h = createHandler({
+      db,
+      verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
+      logError: () => {},
+      webhooks: dispatcher(),
+    });
+    const res = await h(
+      new Request('http://localhost/functions/v1/api', {
+        method: 'POST',
+        headers: { 'x-webhooks-dispatch-secret': '' },
+        body: '{}',
+      }),
+    );
+    expect(res.status).toBe(404);
+  });
 });
