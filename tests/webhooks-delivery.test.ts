@@ -3,7 +3,7 @@
 // checked by the reference verifier, the outbox written in the change's transaction, retries,
 // Retry-After, 410, disabling after the last failure, order per lead, 10,000 events with four
 // dispatchers at once, a SIGKILLed dispatcher and a database restart.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -403,6 +403,42 @@ describe('the hosted dispatch entry (what pg_cron calls through pg_net)', () => 
     const v = new Webhook(f.secret);
     for (const r of rec.received) v.verify(r.body, r.headers);
   }, 60_000);
+
+  it("the migration's pg_cron job posts the dispatch call with the secrets from Vault", async () => {
+    // pg_cron, pg_net and Vault are not in the test Postgres: stand-ins with their signatures record
+    // what the job's SQL would send; the previous test sends that very request to the function.
+    const migration = readFileSync(
+      new URL('../supabase/migrations/20261201000400_webhooks.sql', import.meta.url),
+      'utf8',
+    );
+    const job = migration.match(/\$cron\$([\s\S]*?)\$cron\$/)![1];
+    await sql.begin(async (tx) => {
+      await tx`create schema net`;
+      await tx`create table net.calls (url text, headers jsonb, body jsonb, timeout integer)`;
+      await tx`create function net.http_post(url text, headers jsonb, body jsonb, timeout_milliseconds integer)
+               returns bigint language sql as
+               'insert into net.calls values (url, headers, body, timeout_milliseconds) returning 1::bigint'`;
+      await tx`create schema vault`;
+      await tx`create table vault.decrypted_secrets (name text, decrypted_secret text)`;
+      expect(await tx.unsafe(job)).toHaveLength(0); // no URL in Vault yet: nothing sent
+      await tx`insert into vault.decrypted_secrets values ('webhooks_dispatch_url', 'https://ref.supabase.co/functions/v1/api'),
+                 ('webhooks_dispatch_secret', 'cron-secret'), ('webhooks_dispatch_anon_key', 'anon-key')`;
+      await tx.unsafe(job);
+      const [call] = await tx`select * from net.calls`;
+      expect(call).toEqual({
+        url: 'https://ref.supabase.co/functions/v1/api',
+        headers: {
+          'content-type': 'application/json',
+          'x-webhooks-dispatch-secret': 'cron-secret',
+          authorization: 'Bearer anon-key',
+        },
+        body: { resource: 'webhooks', action: 'dispatch' },
+        timeout: 30000,
+      });
+      await tx`drop schema net cascade`;
+      await tx`drop schema vault cascade`;
+    });
+  });
 
   it('without WEBHOOKS_DISPATCH_SECRET there is no entry', async () => {
     const db = createDb({ url: pg.url, max: 1 });

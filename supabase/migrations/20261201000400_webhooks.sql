@@ -284,9 +284,10 @@ grant execute on function private.webhook_replay(uuid, bigint, timestamptz) to a
 -- ---------------------------------------------------------------------------------------------
 -- Hosted dispatch: pg_cron calls the function's dispatch entry through pg_net every 5 seconds.
 -- A no-op where either extension is missing (local Postgres, the tests). The URL and the secret
--- are read from Vault at each run (names `webhooks_dispatch_url`, `webhooks_dispatch_secret`), so
--- no secret is written into this migration; docs/webhooks.md has the two `vault.create_secret`
--- calls to make once.
+-- are read from Vault at each run (names `webhooks_dispatch_url`, `webhooks_dispatch_secret`, and
+-- `webhooks_dispatch_anon_key` for the gateway), so no secret is written into this migration;
+-- docs/webhooks.md has the `vault.create_secret` calls to make once. Until the URL is in Vault the
+-- job does nothing.
 -- ---------------------------------------------------------------------------------------------
 
 do $do$
@@ -297,10 +298,13 @@ begin
     perform cron.schedule('webhooks-dispatch', '5 seconds', $cron$
       select net.http_post(
         url := (select decrypted_secret from vault.decrypted_secrets where name = 'webhooks_dispatch_url'),
-        headers := jsonb_build_object(
+        headers := jsonb_strip_nulls(jsonb_build_object(
           'content-type', 'application/json',
           'x-webhooks-dispatch-secret',
-          (select decrypted_secret from vault.decrypted_secrets where name = 'webhooks_dispatch_secret')),
+          (select decrypted_secret from vault.decrypted_secrets where name = 'webhooks_dispatch_secret'),
+          -- For the gateway's JWT check (the function itself reads only the dispatch secret).
+          'authorization',
+          (select 'Bearer ' || decrypted_secret from vault.decrypted_secrets where name = 'webhooks_dispatch_anon_key'))),
         body := '{"resource":"webhooks","action":"dispatch"}'::jsonb,
         timeout_milliseconds := 30000)
       where exists (select 1 from vault.decrypted_secrets where name = 'webhooks_dispatch_url')
