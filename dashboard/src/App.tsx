@@ -10,12 +10,14 @@ import { Leads } from './views/Leads.tsx';
 import { WorkingSet } from './views/WorkingSet.tsx';
 import { Agents } from './views/Agents.tsx';
 import { Audit } from './views/Audit.tsx';
+import { Webhooks } from './views/Webhooks.tsx';
 
 const VIEWS = [
   ['overview', 'Overview'],
   ['leads', 'Leads'],
   ['working', 'Working set'],
   ['agents', 'Agents'],
+  ['webhooks', 'Webhooks'],
   ['audit', 'Audit log'],
 ] as const;
 type View = (typeof VIEWS)[number][0];
@@ -100,6 +102,7 @@ export function App() {
         {view === 'leads' && <Leads />}
         {view === 'working' && <WorkingSet />}
         {view === 'agents' && <Agents />}
+        {view === 'webhooks' && <Webhooks />}
         {view === 'audit' && <Audit />}
       </main>
     </SessionContext.Provider>
