@@ -459,3 +459,18 @@ describe('the hosted dispatch entry (what pg_cron calls through pg_net)', () => 
     expect(res.status).toBe(404);
   });
 });
+
+describe('retention', () => {
+  it('finished deliveries older than 30 days are pruned; pending ones never', async () => {
+    const rec = await receiver();
+    const f = await fixture(rec.url, ['lead.created']);
+    await sql`insert into public.leads (agent_id, user_id, name) select ${f.agent}, ${f.user}, 'old' from generate_series(1, 3)`;
+    const [a, b, c] = await deliveries(f);
+    await sql`update private.webhook_deliveries set status = 'delivered', created_at = now() - interval '31 days'
+              where id = ${a.id}`;
+    await sql`update private.webhook_deliveries set created_at = now() - interval '31 days' where id = ${b.id}`;
+    await sql`update public.webhook_endpoints set enabled = false where id = ${f.endpoint}`; // b stays pending
+    await dispatcher().drain();
+    expect((await deliveries(f)).map((d) => d.id)).toEqual([b.id, c.id]);
+  });
+});

@@ -146,8 +146,10 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
             left join public.agents a on a.id = l.agent_id
             where ev.id = d.event_id),
             json_build_object('type', d.type, 'timestamp', d.created_at, 'data', json_build_object('leadId', d.lead_id))::text)
-      from due, public.webhook_endpoints e
-      where d.id = due.id and e.id = d.endpoint_id
+      from public.webhook_endpoints e
+      -- = any(array(...)): an index probe per claimed row; a join with the CTE is planned as a scan
+      -- of the whole outbox, whose delivered rows are kept for the log.
+      where d.id = any (array(select id from due)) and e.id = d.endpoint_id
       returning d.id, d.event_id, d.attempts, d.payload, e.id as endpoint_id, e.url, e.secret,
                 case when e.previous_secret_expires_at > now() then e.previous_secret end as previous_secret`;
   }
@@ -208,7 +210,9 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
                            else d.next_at end,
             last_status = r.code, last_latency_ms = r.latency, last_error = r.error, last_response = r.response,
             delivered_at = case when r.status = 'delivered' then now() end
-        from r where d.id = r.id and d.attempts = r.attempts and d.status = 'pending'
+        from r
+        where d.id = any (${outcomes.map((o) => o.id)}::bigint[]) and d.id = r.id and d.attempts = r.attempts
+          and d.status = 'pending'
         returning d.endpoint_id, r.disable
       )
       update public.webhook_endpoints e set enabled = false, disabled_reason = x.disable
@@ -229,7 +233,19 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
     return rows.length;
   }
 
+  /** Finished deliveries past the retention (private.webhook_retention()), a bounded number per call. */
+  let prunedAt = 0;
+  async function prune() {
+    if (Date.now() - prunedAt < 60_000) return;
+    prunedAt = Date.now();
+    await sql`delete from private.webhook_deliveries where id = any (array(
+                select id from private.webhook_deliveries
+                where status <> 'pending' and created_at < now() - private.webhook_retention()
+                order by created_at limit 1000))`;
+  }
+
   async function drain({ maxMs = 5000 } = {}) {
+    await prune();
     const started = Date.now();
     let attempted = 0;
     let batches = 0;
@@ -256,7 +272,10 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
     const loop = async () => {
       while (!stopped) {
         try {
-          if ((await deliverBatch()) === 0) await sleep(idleMs);
+          if ((await deliverBatch()) === 0) {
+            await prune();
+            await sleep(idleMs);
+          }
         } catch (err) {
           // The database away (a restart, a failover): wait and claim again; nothing is lost, the
           // rows of a batch cut off are leased and come due again.

@@ -176,6 +176,17 @@ create index if not exists webhook_deliveries_order_idx on private.webhook_deliv
   where status = 'pending';
 -- The delivery log of an endpoint, newest first.
 create index if not exists webhook_deliveries_log_idx on private.webhook_deliveries (endpoint_id, id desc);
+-- Retention: finished deliveries older than private.webhook_retention() are pruned by the dispatcher.
+create index if not exists webhook_deliveries_done_idx on private.webhook_deliveries (created_at)
+  where status <> 'pending';
+
+/** How long a finished delivery stays in the log (and can be replayed). */
+create or replace function private.webhook_retention() returns interval
+language sql immutable parallel safe
+set search_path = ''
+as $$ select interval '30 days' $$;
+
+revoke all on function private.webhook_retention() from public, anon, authenticated;
 
 revoke all on private.webhook_deliveries from public, anon, authenticated;
 alter table private.webhook_deliveries enable row level security;
