@@ -7,7 +7,7 @@
 // start, so a few ms before its commit) to the receiver's arrival. Runs on its own embedded
 // Postgres unless DATABASE_URL is set; all traffic stays on 127.0.0.1. Prints a markdown section.
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -19,6 +19,11 @@ import { WORKLOADS } from './workloads.mjs';
 import { driveWrk } from './wrk.mjs';
 
 const log = (...a) => console.error(...a);
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+const cpuOf = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const CREATE = WORKLOADS.find((w) => w.name === 'leads.create');
 
 /**
@@ -82,9 +87,15 @@ export async function runWebhooksBench({ url, seconds, connections = 32, log = c
   arrivals.length = 0;
   const backlog = [];
   const sampler = setInterval(() => pending().then((n) => backlog.push(n), () => {}), 1000);
+  const cpu0 = { dispatcher: cpuOf(dispatcher.child.pid), api: cpuOf(api.child.pid), bench: cpuOf(process.pid) };
   const t0 = Date.now();
   const during = await drive();
   const t1 = Date.now();
+  const cpu = {
+    dispatcher: cpuOf(dispatcher.child.pid) - cpu0.dispatcher,
+    api: cpuOf(api.child.pid) - cpu0.api,
+    receiver: cpuOf(process.pid) - cpu0.bench,
+  };
   clearInterval(sampler);
   const deliveredInRun = arrivals.filter((a) => a.at >= t0 && a.at <= t1).length;
   const atEnd = await pending();
@@ -131,6 +142,8 @@ export async function runWebhooksBench({ url, seconds, connections = 32, log = c
     unique: ids.size,
     p50: q(0.5),
     p99: q(0.99),
+    cpu,
+    deliveredInRun,
     errors: before.errors + queued.errors + during.errors + after.errors,
   };
   return { result, section: section(result, connections, seconds) };
@@ -158,6 +171,10 @@ beside it; the receiver on 127.0.0.1 answers 204 at once.
   backlog sampled each second: ${r.backlog.join(', ') || '—'}; ${r.atEnd} pending when the load stopped, drained
   ${(r.drainMs / 1000).toFixed(1)} s later.
 - ${r.events} events, ${r.received} deliveries received, ${r.unique} distinct webhook-ids.
+- CPU seconds used during the subscribed run: dispatcher ${r.cpu.dispatcher.toFixed(1)}, function ${
+    r.cpu.api.toFixed(1)
+  }, receiver (this process) ${r.cpu.receiver.toFixed(1)}; per delivered event, the dispatcher
+  ${((r.cpu.dispatcher / Math.max(1, r.deliveredPerS * (r.backlog.length || 1))) * 1000).toFixed(2)} ms.
 - From the lead's created_at to the receiver: p50 **${r.p50} ms**, p99 ${r.p99} ms.
 - Non-2xx or failed requests across the four runs: ${r.errors}.
 `;

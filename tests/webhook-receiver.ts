@@ -15,11 +15,15 @@ export interface Receiver {
   url: string;
   port: number;
   received: Received[];
+  /** TCP connections accepted so far (keep-alive reuses them). */
+  connections: number;
   /** Decides each answer; default 204. */
   respond: (
     req: Received,
     n: number,
   ) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number };
+  /** Closes the connections that wait for a next request, as a receiver's keep-alive timeout does. */
+  closeIdle(): void;
   close(): Promise<void>;
 }
 
@@ -28,7 +32,9 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     url: '',
     port: 0,
     received: [],
+    connections: 0,
     respond: () => ({ status: 204 }),
+    closeIdle: () => server.closeIdleConnections(),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
   const read = (req: IncomingMessage) =>
@@ -56,6 +62,7 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     res.end(answer.body ?? '');
   });
   server.keepAliveTimeout = 1000;
+  server.on('connection', () => r.connections++);
   // A request whose sender died is not an error of the receiver.
   server.on('clientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

@@ -212,6 +212,26 @@ describe('SSRF', () => {
     await rec.close();
   });
 
+  it('keeps the connection to a checked address for the next delivery, and reconnects when the receiver closed it', async () => {
+    const rec = await startReceiver();
+    const target = await checkUrl(rec.url, { resolve: stubResolver(), allowPrivate: true });
+    for (let i = 0; i < 5; i++) expect((await realSend(target, {}, '{}')).status).toBe(204);
+    expect(rec.received).toHaveLength(5);
+    expect(rec.connections).toBe(1);
+    rec.closeIdle();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await realSend(target, {}, '{}')).status).toBe(204);
+    expect(rec.connections).toBe(2);
+    // An answer that says close is not kept: each next send opens a new connection.
+    rec.respond = () => ({ status: 200, headers: { connection: 'close' }, body: 'bye' });
+    await realSend(target, {}, '{}'); // on the kept connection 2, which then closes
+    await realSend(target, {}, '{}');
+    expect(rec.connections).toBe(3);
+    await realSend(target, {}, '{}');
+    expect(rec.connections).toBe(4);
+    await rec.close();
+  });
+
   it('a receiver that never answers times out', async () => {
     const rec = await startReceiver();
     rec.respond = () => ({ status: 200, delayMs: 3000 });
