@@ -94,8 +94,10 @@ export async function startManagementApi() {
 /**
  * A forward proxy that refuses everything: `CONNECT host:443` (HTTPS) and absolute-URL requests
  * (plain HTTP) are recorded and answered 403. Set as HTTPS_PROXY/HTTP_PROXY (with NO_PROXY for
- * 127.0.0.1) it turns any attempt to reach the internet into an entry in `attempts`, without a
- * DNS lookup or a packet leaving the machine.
+ * 127.0.0.1) it turns any attempt of a client that honours those variables (the CLI's Go HTTP
+ * client, Deno, npm) to reach the internet into an entry in `attempts`, with no DNS lookup and no
+ * packet leaving the machine. (Without a fresh supabase/.temp/cli-latest the CLI's release check
+ * lands here as `CONNECT api.github.com:443`.)
  */
 export async function startOutboundTrap() {
   const attempts: string[] = [];
