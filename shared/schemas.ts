@@ -363,8 +363,19 @@ export interface ActionSpec {
   response: z.ZodType;
   status: 200 | 201;
   summary: string;
-  /** A write: accepts an Idempotency-Key (see functions/api/idempotency.ts); reads ignore it. */
+  /**
+   * A write: runs read-write and accepts an Idempotency-Key (see functions/api/idempotency.ts).
+   * Reads run in a read-only transaction, as the Data API runs GETs, and ignore the key.
+   */
   write?: boolean;
+  /** `agent`: acts as one agent (`agentId`, else the caller's first); admin mode must name it. */
+  acts?: 'caller' | 'agent';
+  /**
+   * `request` (default): the router opens the request's one transaction and hands it to the
+   * handler. `none`: the handler opens short transactions itself (streaming, outbound calls);
+   * such an action ignores an Idempotency-Key.
+   */
+  tx?: 'request' | 'none';
 }
 const spec = <S extends ActionSpec>(s: S) => s;
 
@@ -426,6 +437,7 @@ export const ACTIONS = {
   },
   'working-leads': {
     list: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingListInput,
       response: WorkingListOutput,
@@ -433,6 +445,7 @@ export const ACTIONS = {
       summary: "The acting agent's working set",
     }),
     add: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingAddInput,
       response: WorkingAddOutput,
@@ -441,6 +454,7 @@ export const ACTIONS = {
       write: true,
     }),
     remove: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: WorkingRemoveOutput,
@@ -449,6 +463,7 @@ export const ACTIONS = {
       write: true,
     }),
     mute: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingMuteInput,
       response: MuteOutput,
@@ -457,6 +472,7 @@ export const ACTIONS = {
       write: true,
     }),
     'mute-status': spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: MuteOutput,
@@ -466,6 +482,7 @@ export const ACTIONS = {
   },
   'sales-agents': {
     current: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: CurrentAgentOutput,
@@ -480,6 +497,7 @@ export const ACTIONS = {
       summary: 'Agents the caller may use',
     }),
     quota: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: Quota,
