@@ -67,6 +67,7 @@ beforeAll(async () => {
       end if;
       return false;
     end $$;
+    grant execute on function public.test_witness_read(text) to authenticated;
     drop trigger if exists test_witness on public.leads;
     create trigger test_witness after insert or update or delete on public.leads
       for each row execute function public.test_witness_row();
