@@ -34,7 +34,10 @@ if (mode === 'stats-owner') {
 } else if (mode === 'stats-naive') {
   // What a naive api does: fetch the leads (as the user, RLS on) and count in JavaScript.
   call = async () => {
-    const rows = await db.asUser({ claims, adminMode: false }, (tx) => tx<{ status: string }[]>`select * from public.leads`);
+    const rows = await db.asUser(
+      { claims, adminMode: false },
+      (tx) => tx<{ status: string }[]>`select * from public.leads`,
+    );
     const by = { new: 0, contacted: 0, qualified: 0, converted: 0 } as Record<string, number>;
     for (const r of rows) if (r.status in by) by[r.status]++;
     return { total: rows.length, by };
@@ -45,7 +48,10 @@ if (mode === 'stats-owner') {
   call = (conn, n) => {
     // The router's own dispatch (validation, scope, transaction); a keyed workload gets a fresh
     // key per call, as the typed client sends.
-    return dispatch({ ...ctx, idempotencyKey: workload.key ? crypto.randomUUID() : null }, workload.body(input, conn, n));
+    return dispatch(
+      { ...ctx, idempotencyKey: workload.key ? crypto.randomUUID() : null },
+      workload.body(input, conn, n),
+    );
   };
 }
 
