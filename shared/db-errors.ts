@@ -30,6 +30,8 @@ const unavailable = (err: unknown) =>
  * caller's own input can cause. Anything not listed is a bug: an opaque 500.
  */
 const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
+  // A lead_page argument outside its cap (the api's schemas refuse these first).
+  LA400: (e) => new ApiError('VALIDATION_ERROR', String(e.message)),
   LA403: (e) => new ApiError('FORBIDDEN', String(e.message)),
   LA404: (e) => new ApiError('NOT_FOUND', capitalised(String(e.message ?? 'Not found'))),
   LA409: (e) => {
