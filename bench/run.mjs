@@ -174,7 +174,7 @@ function viaPgbench(workload, clients) {
 // pgbench only: the function has no action that does nothing.
 const FLOOR = 'floor (select 1, 3 round trips)';
 const FLOOR_SCRIPT = [
-  'begin;',
+  'begin read only;',
   `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{"sub":"${BIG_USER}","role":"authenticated"}', true);`,
   'select 1;',
   'commit;',

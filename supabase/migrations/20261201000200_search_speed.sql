@@ -258,8 +258,9 @@ drop function if exists public.lead_page(text[], text, text, text, timestamptz, 
     with total_capped true. An empty page is one row with a null lead, so the total still arrives.
     Security invoker: RLS decides the rows. The plan depends on the scope:
     - a search: private.lead_search_page finds the page's ids, this reads their rows;
-    - a user's agents (no user scope): each agent's newest rows from its index, merged, so the page
-      costs limit rows per agent however many leads match or how deep the cursor is;
+    - a user's own account, no agent filter: one walk down leads_user_created_idx;
+    - an agent filter: each agent's newest rows from its index, merged, so the page costs limit
+      rows per agent however many leads match or how deep the cursor is;
     - every agent (admin mode) or one user's leads: one walk down a (created_at, id) index.
     Refuses (LA400) p_limit outside 1..101, p_offset outside 0..10,000 and a term over 200
     characters: the caps of the api, for callers through the Data API too. */
@@ -276,6 +277,7 @@ declare
   v_ids bigint[];
   v_total bigint;
   v_capped boolean := false;
+  v_own boolean;
 begin
   if p_limit is null or p_limit not between 1 and 101 then
     raise exception 'p_limit must be between 1 and 101' using errcode = 'LA400';
@@ -297,16 +299,21 @@ begin
     end if;
     return;
   end if;
-  v_filter := private.lead_predicate(p_agent_ids, p_status, p_priority, null, p_since, p_user_id);
+  if p_count then
+    v_total := (private.lead_rollup_counts(p_agent_ids, p_status, p_priority, p_since, p_user_id) ->> 'total')::bigint;
+  end if;
+  -- A user's own account without an agent filter: one walk down leads_user_created_idx (limit
+  -- rows, not limit rows per agent). A lead's user_id is its agent's owner (leads_before_write),
+  -- so these are exactly the leads of the caller's agents; RLS still decides every row.
+  v_own := p_agent_ids is null and p_user_id is null and not private.admin_mode();
+  v_filter := private.lead_predicate(p_agent_ids, p_status, p_priority, null, p_since,
+                                     case when v_own then auth.uid() else p_user_id end);
   -- The keyset, spelled so `created_at <= $7` is an index condition (the row comparison
   -- `(created_at, id) < ($7, $8)` is not one on the descending index) and ties filter by id.
   v_where := v_filter
     || case when p_after_id is not null then ' and l.created_at <= $7 and (l.created_at < $7 or l.id < $8)'
             else '' end;
-  if p_count then
-    v_total := (private.lead_rollup_counts(p_agent_ids, p_status, p_priority, p_since, p_user_id) ->> 'total')::bigint;
-  end if;
-  if p_user_id is null and (p_agent_ids is not null or not private.admin_mode()) then
+  if p_user_id is null and p_agent_ids is not null then
     return query execute
       'select $12, false, row(l.*)::public.leads from unnest($11::text[]) as usable(agent_id) cross join lateral (
          select l.* from public.leads l where l.agent_id = usable.agent_id and ' || v_where || '
@@ -318,7 +325,8 @@ begin
     return query execute
       'select $12, false, l from public.leads l where ' || v_where || '
        order by l.created_at desc, l.id desc limit $9 offset $10'
-      using p_agent_ids, p_status, p_priority, null::bigint[], p_since, p_user_id, p_after_created, p_after_id,
+      using p_agent_ids, p_status, p_priority, null::bigint[], p_since,
+            case when v_own then auth.uid() else p_user_id end, p_after_created, p_after_id,
             p_limit, p_offset, null::text[], v_total;
   end if;
   if not found then
