@@ -168,8 +168,15 @@ export const Lead = LeadSummary.extend({
   agent: z.object({ id: z.string(), name: z.string(), email: z.string().nullable() }),
 });
 
+/** A search's count is exact up to this many matches; above it, `count` is this and `countCapped` true. */
+export const SEARCH_COUNT_CAP = 10_000;
 const Page = {
-  count: z.number().int().nullable(),
+  count: z.number().int().nullable().describe(
+    `exact without searchTerm; with searchTerm exact up to ${SEARCH_COUNT_CAP}, then ${SEARCH_COUNT_CAP} (see countCapped)`,
+  ),
+  countCapped: z.boolean().describe(
+    `true when a searchTerm matched more than ${SEARCH_COUNT_CAP} leads and count stopped at ${SEARCH_COUNT_CAP}`,
+  ),
   limit: z.number().int(),
   offset: z.number().int(),
   nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page'),
