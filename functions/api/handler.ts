@@ -16,6 +16,7 @@ import {
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
 import { route, type Routed } from './router.ts';
+import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -76,7 +77,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       });
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
-      if (req.method !== 'POST') {
+      // Under /v2.0/: the REST door (rest.ts) onto the same route table; anything else is the envelope.
+      const url = new URL(req.url);
+      const rest = restPath(url.pathname);
+      let door: RestMatch | undefined;
+      if (rest !== undefined) {
+        const found = matchRest(req.method, rest);
+        if ('allow' in found) {
+          headers.Allow = found.allow.join(', ');
+          throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed here; use ${found.allow[0]}`);
+        }
+        door = found;
+      } else if (req.method !== 'POST') {
         headers.Allow = 'POST, OPTIONS';
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
@@ -85,11 +97,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed);
+      const envelope = door ? restEnvelope(door, url.searchParams, text) : text;
+      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, envelope, routed);
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,
-        answer.body,
+        door ? restBody(answer.status, answer.body) : answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,
       );
     } catch (err) {
