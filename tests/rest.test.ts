@@ -4,11 +4,11 @@
 // idempotency and audit through the door.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { REST_OPERATIONS, restPath, SUPPORTED } from '../functions/api/rest.ts';
-import { dataFields, kindOf } from '../functions/api/rest.ts';
+import { dataSchema, kindOf, pathParams, REST_OPERATIONS, restPath, SUPPORTED } from '../functions/api/rest.ts';
 import { ACTIONS } from '../shared/schemas.ts';
 import {
   adminSql,
@@ -97,6 +97,12 @@ function parseCurls(text: string): CurlRequest[] {
     }
     return req;
   });
+}
+
+const openapi = JSON.parse(readFileSync(new URL('../docs/openapi.json', import.meta.url), 'utf8'));
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+for (const [name, schema] of Object.entries(openapi.components.schemas)) {
+  ajv.addSchema(schema as object, `#/components/schemas/${name}`);
 }
 
 let api: { url: string; stop: () => Promise<void> };
@@ -203,6 +209,16 @@ describe("seed 000's curl lines, as written", () => {
     // The seed's example response exactly.
     expect(muteStatus).toEqual({ status: 200, body: { leadId: 789012345678, muted: true } });
     expect(unmute).toEqual({ status: 200, body: { leadId: SEED_LEAD, muted: false } });
+
+    // Each body is what docs/openapi.json documents for that REST operation.
+    for (const [i, c] of calls.entries()) {
+      const path = new URL(c.url).pathname.replace(/\/\d+\//, '/{leadId}/');
+      const op = openapi.paths[`/api${path}`]?.[c.method.toLowerCase()];
+      expect(op, `${c.method} ${path} documented`).toBeDefined();
+      const ref = op.responses[answers[i].status].content['application/json'].schema.$ref;
+      const validate = ajv.getSchema(ref)!;
+      expect(validate(answers[i].body), `${c.method} ${path}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
 
     // The same data as the envelope answers, not a copy of it.
     const envelope = await call(user.token, { resource: 'sales-agents', action: 'quota' });
@@ -491,15 +507,23 @@ describe('the table', () => {
     for (const op of REST_OPERATIONS) {
       const spec = (ACTIONS as Record<string, Record<string, unknown>>)[op.resource][op.action];
       expect(spec, `${op.resource}/${op.action}`).toBeDefined();
-      const fields = dataFields(op);
-      const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      const fields = dataSchema(op).properties;
+      const params = pathParams(op);
       for (const name of [...op.query, ...params]) expect(Object.keys(fields), `${op.path} ${name}`).toContain(name);
       expect(op.body).toBe(op.method !== 'GET');
     }
-    expect(kindOf(dataFields(REST_OPERATIONS[0]).page)).toBe('integer');
-    expect(kindOf(dataFields(REST_OPERATIONS[4]).leadId)).toBe('integer');
-    expect(kindOf(dataFields(REST_OPERATIONS[0]).adminMode)).toBe('boolean');
-    expect(kindOf(dataFields(REST_OPERATIONS[0]).agentId)).toBe('string');
+    for (const op of REST_OPERATIONS) {
+      const documented = openapi.paths[`/api${op.path}`][op.method.toLowerCase()];
+      expect(
+        documented.parameters.filter((p: { in: string }) => p.in !== 'header').map((p: { name: string }) => p.name),
+      )
+        .toEqual([...pathParams(op), ...op.query]);
+      expect('requestBody' in documented).toBe(op.body);
+    }
+    expect(kindOf(dataSchema(REST_OPERATIONS[0]).properties.page)).toBe('integer');
+    expect(kindOf(dataSchema(REST_OPERATIONS[4]).properties.leadId)).toBe('integer');
+    expect(kindOf(dataSchema(REST_OPERATIONS[0]).properties.adminMode)).toBe('boolean');
+    expect(kindOf(dataSchema(REST_OPERATIONS[0]).properties.agentId)).toBe('string');
   });
 });
 

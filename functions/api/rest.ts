@@ -114,21 +114,26 @@ export function restPath(pathname: string): string | undefined {
 
 /** A data field's JSON Schema (input side), read once from the action's zod schema. */
 type FieldSchema = Record<string, unknown>;
-const fieldSchemas = new Map<RestOperation, Record<string, FieldSchema>>();
-
-/** The JSON Schema of each field of the operation's `data` (what the query string is parsed to). */
-export function dataFields(op: RestOperation): Record<string, FieldSchema> {
-  let fields = fieldSchemas.get(op);
-  if (!fields) {
-    const spec = (ACTIONS as Record<string, Record<string, { data: z.ZodType }>>)[op.resource][op.action];
-    const schema = z.toJSONSchema(spec.data, { io: 'input', unrepresentable: 'any' }) as {
-      properties?: Record<string, FieldSchema>;
-    };
-    fields = schema.properties ?? {};
-    fieldSchemas.set(op, fields);
-  }
-  return fields;
+export interface DataSchema {
+  properties: Record<string, FieldSchema>;
+  required: string[];
 }
+const dataSchemas = new Map<RestOperation, DataSchema>();
+
+/** The JSON Schema of the operation's `data` (what query and path values are parsed to). */
+export function dataSchema(op: RestOperation): DataSchema {
+  let schema = dataSchemas.get(op);
+  if (!schema) {
+    const spec = (ACTIONS as Record<string, Record<string, { data: z.ZodType }>>)[op.resource][op.action];
+    const json = z.toJSONSchema(spec.data, { io: 'input', unrepresentable: 'any' }) as Partial<DataSchema>;
+    schema = { properties: json.properties ?? {}, required: json.required ?? [] };
+    dataSchemas.set(op, schema);
+  }
+  return schema;
+}
+
+/** The names of the operation's path parameters, in order. */
+export const pathParams = (op: RestOperation): string[] => [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
 
 /** What a query or path value is parsed to: the type the action's schema expects of the field. */
 export function kindOf(field: FieldSchema | undefined): 'integer' | 'boolean' | 'string' {
@@ -156,13 +161,8 @@ function parseValue(field: FieldSchema | undefined, raw: string, path: string): 
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const MATCHERS = REST_OPERATIONS.map((op) => {
-  const names: string[] = [];
-  const source = op.path.split(/\{(\w+)\}/).map((part, i) => {
-    if (i % 2 === 0) return escape(part);
-    names.push(part);
-    return '([^/]+)';
-  }).join('');
-  return { op, names, regex: new RegExp(`^${source}$`) };
+  const source = op.path.split(/\{\w+\}/).map(escape).join('([^/]+)');
+  return { op, names: pathParams(op), regex: new RegExp(`^${source}$`) };
 });
 
 /** A REST call matched to its operation, with its path parameters (still raw). */
@@ -206,7 +206,7 @@ const twice = (name: string, where: string, other: string): ApiError =>
  */
 export function restEnvelope(match: RestMatch, query: URLSearchParams, body: string): string {
   const { op, params } = match;
-  const fields = dataFields(op);
+  const fields = dataSchema(op).properties;
   // No prototype: a body key `__proto__` stays a plain (and then unknown, so refused) field.
   const data: Record<string, unknown> = Object.create(null);
   for (const [name, raw] of Object.entries(params)) {
