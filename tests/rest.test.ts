@@ -7,7 +7,10 @@ import { randomUUID } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import postgres from 'postgres';
+import { startApi } from '../scripts/deno.mjs';
+import { migrate } from '../scripts/local-db.mjs';
+import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { dataSchema, kindOf, pathParams, REST_OPERATIONS, restPath, SUPPORTED } from '../functions/api/rest.ts';
 import { ACTIONS } from '../shared/schemas.ts';
 import {
@@ -16,6 +19,7 @@ import {
   createAgent,
   createLeads,
   createUser,
+  databaseUrl,
   handler,
   startTestApi,
   type TestUser,
@@ -110,11 +114,11 @@ let user: TestUser;
 let agent: string;
 const SEED_LEAD = 789012345678;
 
-/** Sends a seed request with the host replaced by the function's URL and the caller's token. */
-function send(req: CurlRequest, token: string, extra: Record<string, string> = {}) {
-  const headers: Record<string, string> = { ...extra };
+/** Sends a seed request with the host replaced by the function at `base` and the caller's token. */
+function send(req: CurlRequest, token: string, base = api.url) {
+  const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k] = v.replace('YOUR_ACCESS_TOKEN', token);
-  return fetch(req.url.replace('https://api.lofty.com', `${api.url}/functions/v1/api`), {
+  return fetch(req.url.replace('https://api.lofty.com', `${base}/functions/v1/api`), {
     method: req.method,
     headers,
     body: req.body,
@@ -245,6 +249,43 @@ describe("seed 000's curl lines, as written", () => {
       quota: { maxWorkingLeads: 50, currentWorkingLeads: 36, remainingWorkingLeads: 14 },
     });
     await adminSql`delete from public.working_leads where lead_id in ${adminSql(ids)}`;
+  });
+});
+
+describe("a newcomer's paste: the seed's lines against the demo data of `npm start`", () => {
+  it("with Dana's token, each line answers as the seed shows", async () => {
+    const name = `restdemo_${process.pid}_${Date.now()}`;
+    await adminSql.unsafe(`create database ${name}`);
+    const url = databaseUrl.replace(/\/[^/?]+(\?|$)/, `/${name}$1`);
+    let demo: { url: string; stop: () => Promise<void> } | undefined;
+    try {
+      await migrate(url, { seed: true });
+      const started: { url: string; stop: () => Promise<void> } = await startApi({
+        port: 20000 + Math.floor(Math.random() * 12000),
+        env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET },
+        quiet: true,
+      });
+      demo = started;
+      const token = await signToken({ ...DEMO_USERS.user, expiresIn: '7d' });
+      const answers = [];
+      for (const c of parseCurls(SEED_CURLS)) {
+        const res = await send(c, token, started.url);
+        answers.push({ status: res.status, body: await res.json() });
+      }
+      const [list, add, current, quota, byLead, mute, muteStatus, unmute] = answers;
+      expect(list).toMatchObject({ status: 200, body: { page: 1, pageSize: 25, total: 48 } });
+      expect(list.body.leads).toHaveLength(25);
+      expect(add).toMatchObject({ status: 201, body: { workingLead: { leadId: SEED_LEAD, agentId: 'agent-dana-1' } } });
+      expect(current).toMatchObject({ status: 200, body: { agent: { id: 'agent-dana-1' } } });
+      expect(quota).toMatchObject({ status: 200, body: { maxWorkingLeads: 50, currentWorkingLeads: 49 } });
+      expect(byLead).toMatchObject({ status: 200, body: { agents: [{ id: 'agent-dana-1' }] } });
+      expect(mute).toEqual({ status: 200, body: { leadId: SEED_LEAD, muted: true } });
+      expect(muteStatus).toEqual({ status: 200, body: { leadId: 789012345678, muted: true } });
+      expect(unmute).toEqual({ status: 200, body: { leadId: SEED_LEAD, muted: false } });
+    } finally {
+      await demo?.stop();
+      await adminSql.unsafe(`drop database if exists ${name} with (force)`);
+    }
   });
 });
 
