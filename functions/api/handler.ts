@@ -15,7 +15,7 @@ import {
   requestIdOf,
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
-import { route, type Routed } from './router.ts';
+import { dispatch, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 
 /**
@@ -97,8 +97,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const envelope = door ? restEnvelope(door, url.searchParams, text) : text;
-      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, envelope, routed);
+      const ctx = { db: deps.db, claims, requestId, idempotencyKey };
+      const answer = door
+        ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed)
+        : await route(ctx, text, routed);
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,

@@ -204,10 +204,14 @@ const twice = (name: string, where: string, other: string): ApiError =>
  * body merged into `data`, query and path values parsed to the types the action's schema expects.
  * A field named in two places, or a query parameter the call does not take, is a 400 naming it.
  */
-export function restEnvelope(match: RestMatch, query: URLSearchParams, body: string): string {
+export function restEnvelope(
+  match: RestMatch,
+  query: URLSearchParams,
+  body: string,
+): { resource: string; action: string; data: Record<string, unknown> } {
   const { op, params } = match;
   const fields = dataSchema(op).properties;
-  // No prototype: a body key `__proto__` stays a plain (and then unknown, so refused) field.
+  // No prototype: a body key `__proto__` stays a plain own field (unknown, so the schema refuses it).
   const data: Record<string, unknown> = Object.create(null);
   for (const [name, raw] of Object.entries(params)) {
     let value: string;
@@ -251,7 +255,7 @@ export function restEnvelope(match: RestMatch, query: URLSearchParams, body: str
       data[name] = value;
     }
   }
-  return JSON.stringify({ resource: op.resource, action: op.action, data });
+  return { resource: op.resource, action: op.action, data };
 }
 
 /** A REST success body is the action's `data`; an error keeps the envelope and its code. */
