@@ -153,7 +153,9 @@ export function buildOpenApi() {
       title: 'Leads API',
       version: '1.0.0',
       description: 'One Supabase Edge Function. Every call is POST /api with { resource, action, id?, data? }; ' +
-        'call it with supabase.functions.invoke("api", { body }). Errors use the codes of the Error schema.',
+        'call it with supabase.functions.invoke("api", { body }). Errors use the codes of the Error schema. ' +
+        'The working-leads calls of seed 000 also answer in their REST form under /api/v2.0/... ' +
+        '(tag "REST (seed 000)"): the success body is the action\'s data, without the envelope.',
     },
     servers: [
       { url: 'http://127.0.0.1:54321/functions/v1', description: 'npm start' },

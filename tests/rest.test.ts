@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import postgres from 'postgres';
+import { createHandler, type FailureLog } from '../functions/api/handler.ts';
+import { createVerifier } from '../shared/auth.ts';
+import { createDb } from '../shared/db.ts';
 import { startApi } from '../scripts/deno.mjs';
 import { migrate } from '../scripts/local-db.mjs';
 import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
@@ -512,6 +514,39 @@ describe('the same machinery as the envelope', () => {
     expect(first.body).toEqual({ leadId: SEED_LEAD, muted: true });
     expect(second.body).toEqual(first.body);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('logs a failure with the resource, action and request id, never the token or data', async () => {
+    const db = createDb({ url: 'postgres://postgres:postgres@127.0.0.1:1/postgres', connectTimeoutSeconds: 2 });
+    const logged: FailureLog[] = [];
+    const h = createHandler({
+      db,
+      verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
+      logError: (e) => logged.push(e),
+    });
+    try {
+      const res = await h(
+        new Request(`http://localhost/functions/v1/api/v2.0/sales-agent/lead/mute-status?leadId=${SEED_LEAD}`, {
+          headers: { authorization: `Bearer ${user.token}`, 'x-request-id': 'rest-log-1' },
+        }),
+      );
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe('SERVICE_UNAVAILABLE');
+      expect(logged).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          requestId: 'rest-log-1',
+          resource: 'working-leads',
+          action: 'mute-status',
+          status: 503,
+          code: 'SERVICE_UNAVAILABLE',
+        }),
+      ]);
+      expect(JSON.stringify(logged)).not.toContain(user.token);
+      expect(JSON.stringify(logged)).not.toContain(String(SEED_LEAD));
+    } finally {
+      await db.end();
+    }
   });
 
   it('audits an admin-mode call and echoes the request id', async () => {
