@@ -104,8 +104,8 @@ export const SUPPORTED = REST_OPERATIONS.map((o) => `${o.method} ${o.path}`);
 
 /**
  * The part of a request path the door handles, or undefined for the envelope. Hosted Supabase
- * hands the function `/api/...` (the function's name first); `npm run serve` and the local
- * gateway's shape keep `/functions/v1/api/...`. Both lead to `/v2.0/...`.
+ * hands the function `/api/...` (the function's name first); `npm run serve` (scripts/serve.ts)
+ * hands it the whole `/functions/v1/api/...`. Both lead to `/v2.0/...`.
  */
 export function restPath(pathname: string): string | undefined {
   const m = /^(?:\/functions\/v1)?\/api(\/v2\.0(?:\/.*)?)$/.exec(pathname);
