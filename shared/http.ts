@@ -7,7 +7,7 @@ const CORS_BASE: Record<string, string> = {
   'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
   // GET and PUT: the REST door's seed calls (functions/api/rest.ts); the envelope is POST.
   'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
-  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed',
+  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed, ratelimit-policy, ratelimit, retry-after',
   'Access-Control-Max-Age': '86400',
 };
 

@@ -58,14 +58,14 @@ describe('the router', () => {
     const agent = await createAgent(admin);
     const [kept] = await createLeads(agent, admin, [{ name: 'Kept' }]);
     const db = createDb({ url: databaseUrl, max: 1 });
-    const claims = { sub: admin.id, role: 'authenticated', app_metadata: {} };
+    const claims = { sub: admin.id, role: 'authenticated' as const, app_metadata: {} };
     try {
       await expect(
         db.asUser({ claims, adminMode: false }, (tx) => tx`delete from public.leads where id = ${kept}`, {
           readOnly: true,
         }),
       ).rejects.toMatchObject({ status: 500 });
-      const [row] = await db.asUser(
+      const [row] = await db.asUser<{ id: string }[]>(
         { claims, adminMode: false },
         (tx) => tx`select id from public.leads where id = ${kept}`,
       );

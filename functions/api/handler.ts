@@ -17,6 +17,7 @@ import {
 import { recordAdminMode } from './audit.ts';
 import { dispatch, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
+import { limitRequest, type RateLimits } from './rate-limit.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -42,6 +43,8 @@ export interface HandlerDeps {
   corsOrigins?: string;
   /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
   logError?: (entry: FailureLog) => void;
+  /** Per-user budgets (functions/api/rate-limit.ts); none: no limit. */
+  rateLimits?: RateLimits;
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
@@ -61,6 +64,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     const routed: Routed = {};
     let claims: Claims | undefined;
+    let limiter: ReturnType<typeof limitRequest> | undefined;
     let response: Response;
     let outcome = 'OK';
     const log = (level: FailureLog['level'], status: number, code: string, cause: unknown) =>
@@ -97,10 +101,14 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const ctx = { db: deps.db, claims, requestId, idempotencyKey };
+      // After the token is verified: an unauthenticated flood never reaches the database.
+      limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
+      const db = limiter?.db ?? deps.db;
+      const ctx = { db, claims, requestId, idempotencyKey };
       const answer = door
         ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed)
         : await route(ctx, text, routed);
+      Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,
@@ -116,6 +124,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         log(apiError.status >= 500 ? 'error' : 'warn', apiError.status, String(apiError.code), cause);
       }
       outcome = String(apiError.code);
+      Object.assign(headers, limiter?.headers());
       response = failure(apiError, headers);
     }
     if (routed.adminMode && claims) {
