@@ -118,8 +118,15 @@ function actionBlock(resource: string, action: string, spec: S.ActionSpec): stri
     `- top-level \`id\`: ${spec.id === 'required' ? 'required (a lead id)' : 'none (an `id` is a 400)'}`,
     `- success: ${spec.status}`,
     `- ${
-      spec.write ? 'a write: takes an `Idempotency-Key` (see Safe writes)' : 'a read: an `Idempotency-Key` is ignored'
+      spec.write
+        ? spec.tx === 'none'
+          ? 'a write in short transactions of its own: an `Idempotency-Key` is ignored'
+          : 'a write, in one read-write transaction: takes an `Idempotency-Key` (see Safe writes)'
+        : 'a read, in one read-only transaction: an `Idempotency-Key` is ignored'
     }`,
+    ...(spec.acts === 'agent'
+      ? ["- acts as one agent: `agentId`, else the caller's earliest-created agent; required in admin mode"]
+      : []),
     '',
     ...(rows.length
       ? ['| `data` field | type | required | notes |', '|---|---|---|---|', ...rows]
