@@ -156,6 +156,7 @@ const LIMIT_LABELS: Record<string, [string, string]> = {
   jsonDepth: ['`address`, `metadata` nesting', ' levels'],
   batch: ['a batch (`leadIds`, `agentIds`)', ' items'],
   pageSize: ['a page (`limit`, `pageSize`)', ' items'],
+  offset: ['`offset`', ' (deeper: page by `cursor`)'],
 };
 
 /** Every block the page has, by marker name. */
@@ -198,7 +199,6 @@ export function generatedSections(): Record<string, string> {
     '|---|---|',
     '| request body | 1 MiB (413 `PAYLOAD_TOO_LARGE`) |',
     ...limitRows,
-    `| \`offset\` | ${S.MAX_OFFSET} (deeper: page by \`cursor\`) |`,
     `| a \`cursor\` | ${MAX_OPAQUE_LENGTH} characters |`,
   ].join('\n');
   const errors = [

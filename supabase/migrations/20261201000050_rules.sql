@@ -1,8 +1,10 @@
 -- The SQL side of the api's closed value sets, each written once (the TypeScript side is
 -- shared/rules.ts; tests/rules.test.ts reads both and fails when they drift). Before this file the
 -- four lead statuses were spelled out in three function bodies (status_key, lead_rollup_counts,
--- lead_totals) and the three priorities in priority_key; those functions are restated here to read
--- the one definition, with the same signatures, security and grants (`create or replace` keeps them).
+-- lead_totals) and the three priorities in priority_key; the first two are restated here to read
+-- the one definition, with the same signatures, security and grants (`create or replace` keeps
+-- them). lead_totals, restated since by 20261201000100_protection.sql, is restated after it in
+-- 20261201000260_rules_totals.sql.
 -- `lead_events.kind` already has one SQL definition: its check constraint.
 
 /** The lead statuses the api knows, in the order `stats` reports them (shared/rules.ts
@@ -113,40 +115,9 @@ begin
 end
 $$;
 
-/** `{ total, by_status }` of the leads the caller can see that match the filters. Without a
-    search the rollup answers; a search counts its (trigram-indexed) matches. Security invoker:
-    RLS decides the rows of a search, lead_rollup_counts applies the same rule itself. */
-create or replace function public.lead_totals(
-  p_agent_ids text[] default null,
-  p_status text default null,
-  p_priority text default null,
-  p_search text default null,
-  p_since timestamptz default null,
-  p_user_id uuid default null
-) returns jsonb
-language plpgsql stable security invoker
-set search_path = ''
-as $$
-declare
-  v_status text[];
-  v_n bigint[];
-begin
-  if p_search is null then
-    return private.lead_rollup_counts(p_agent_ids, p_status, p_priority, p_since, p_user_id);
-  end if;
-  execute 'select array_agg(g.status), array_agg(g.n) from (select private.status_key(l.status) status, count(*) n '
-    'from public.leads l where '
-    || private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id)
-    || ' group by 1) g'
-    into v_status, v_n using p_agent_ids, p_status, p_priority,
-      array(select private.search_lead_ids(p_search, p_agent_ids)), p_since, p_user_id;
-  return private.status_counts_json(v_status, v_n);
-end
-$$;
-
--- lead_totals runs as the caller (security invoker), so authenticated needs status_key and
--- status_counts_json (and lead_status_keys, which they read); lead_rollup_counts and the rollup
--- triggers run them as their definer. Pure functions: calling them reveals nothing.
+-- lead_totals (20261201000260_rules_totals.sql) runs as the caller (security invoker), so
+-- authenticated needs status_key and status_counts_json (and lead_status_keys, which they read);
+-- lead_rollup_counts and the rollup triggers run them as their definer. Pure functions: calling them reveals nothing.
 revoke execute on function private.lead_status_keys(), private.lead_priority_keys(),
   private.status_counts_json(text[], bigint[]) from public, anon;
 grant execute on function private.lead_status_keys(), private.status_key(text),
