@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderApiDoc } from '../scripts/api-reference.ts';
+import { ERROR_STATUS } from '../shared/errors.ts';
 import { ACTIONS } from '../shared/schemas.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -35,6 +36,10 @@ describe('docs/api.md', () => {
     const section = handWritten.split(/\n(?=##+ )/).find((s) => s.startsWith(`### \`${resource}\`\n`));
     expect(section, `no hand-written section "### \`${resource}\`"`).toBeDefined();
     expect(section, `no row for ${action} in the ${resource} table`).toContain(`| \`${action}\` |`);
+  });
+
+  it('explains every error code by hand', () => {
+    for (const code of Object.keys(ERROR_STATUS)) expect(handWritten, code).toContain(`| \`${code}\` | `);
   });
 
   it('every in-page link names a heading of the page', () => {
