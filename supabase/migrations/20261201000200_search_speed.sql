@@ -11,10 +11,10 @@
 --    scan (no scan of every agent for the `or admin_mode()`), and PL/pgSQL so their plans are
 --    cached per connection (an SQL function with `set search_path` is never inlined and is planned
 --    again on every call).
--- 5. The protection caps of lead_page (p_limit 1..101, p_offset 0..10,000, a search term of at
---    most 200 characters; SQLSTATE LA400) stay as they are.
+-- 5. The protection caps of lead_page stay as 20261201000100_protection.sql defines them
+--    (private.api_limit, private.check_lead_filters; SQLSTATE LA400).
 --
--- Custom SQLSTATE used here: LA400 (a lead_page argument outside its cap; the api's 400).
+-- Custom SQLSTATE used here: LA400, through private.refuse_argument (an argument outside the api's limits).
 
 -- ---------------------------------------------------------------------------------------------
 -- The text a search matches, and its index
@@ -262,8 +262,8 @@ drop function if exists public.lead_page(text[], text, text, text, timestamptz, 
     - an agent filter: each agent's newest rows from its index, merged, so the page costs limit
       rows per agent however many leads match or how deep the cursor is;
     - every agent (admin mode) or one user's leads: one walk down a (created_at, id) index.
-    Refuses (LA400) p_limit outside 1..101, p_offset outside 0..10,000 and a term over 200
-    characters: the caps of the api, for callers through the Data API too. */
+    Refuses (LA400) arguments outside the api's caps (private.api_limits), for callers through
+    the Data API too. */
 create function public.lead_page(
   p_agent_ids text[], p_status text, p_priority text, p_search text, p_since timestamptz, p_user_id uuid,
   p_after_created timestamptz, p_after_id bigint, p_limit integer, p_offset integer, p_count boolean
@@ -279,15 +279,14 @@ declare
   v_capped boolean := false;
   v_own boolean;
 begin
-  if p_limit is null or p_limit not between 1 and 101 then
-    raise exception 'p_limit must be between 1 and 101' using errcode = 'LA400';
+  -- The caps as 20261201000100_protection.sql defines them (private.api_limits, one place).
+  if p_limit is null or p_limit < 1 or p_limit > private.api_limit('pageSize') + 1 then
+    perform private.refuse_argument('p_limit', format('must be between 1 and %s', private.api_limit('pageSize') + 1));
   end if;
-  if p_offset is null or p_offset not between 0 and 10000 then
-    raise exception 'p_offset must be between 0 and 10000' using errcode = 'LA400';
+  if p_offset is null or p_offset < 0 or p_offset > private.api_limit('offset') then
+    perform private.refuse_argument('p_offset', format('must be between 0 and %s', private.api_limit('offset')));
   end if;
-  if length(p_search) > 200 then
-    raise exception 'p_search must be at most 200 characters' using errcode = 'LA400';
-  end if;
+  perform private.check_lead_filters(p_agent_ids, p_status, p_priority, p_search);
   if p_search is not null then
     select s.total, s.capped, s.ids into v_total, v_capped, v_ids
     from private.lead_search_page(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id,
@@ -350,3 +349,6 @@ grant execute on function private.lead_search_text(text, text, text),
   private.lead_search_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean),
   public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean)
   to authenticated;
+-- A backend with the service key writes leads too (20261201000100_protection.sql): the index
+-- expression is evaluated as the writer.
+grant execute on function private.lead_search_text(text, text, text) to service_role;
