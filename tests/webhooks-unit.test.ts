@@ -5,7 +5,8 @@
 // a stub resolver (no real DNS, no packet to any address outside 127.0.0.0/8).
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { LEAD_EVENT_KINDS, WEBHOOK_EVENT_TYPES } from '../shared/schemas.ts';
+import { LEAD_EVENT_KINDS, WEBHOOK_EVENT_TYPES } from '../shared/rules.ts';
+import { WEBHOOK_LIMITS } from '../shared/schemas.ts';
 import { checkUrl, forbiddenReason, RefusedUrl, type Target } from '../shared/webhooks/address.ts';
 import { createWebhooks } from '../shared/webhooks/dispatcher.ts';
 import { JITTER, RETRY_DELAYS_S, retryAfterMs, retryDelayMs } from '../shared/webhooks/schedule.ts';
@@ -67,6 +68,11 @@ describe('event types', () => {
        with ordinality u(k, o)) as mapped`;
     expect(row.types).toEqual([...WEBHOOK_EVENT_TYPES]);
     expect([...row.mapped].sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
+  });
+
+  it('the per-user endpoint cap is one number in SQL and TypeScript', async () => {
+    const [row] = await adminSql`select private.webhook_max_endpoints() as n`;
+    expect(row.n).toBe(WEBHOOK_LIMITS.endpointsPerUser);
   });
 });
 

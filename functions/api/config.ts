@@ -5,6 +5,7 @@ import postgres from 'postgres';
 import type { HandlerDeps } from './handler.ts';
 import { denoResolve, type Resolve } from '../../shared/webhooks/address.ts';
 import { createWebhooks, type Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import { rateLimitsFromEnv } from './rate-limit.ts';
 
 /**
  * Throws (so the function does not start) when no token key is configured: a function without
@@ -42,6 +43,7 @@ export function depsFromEnv(env: Record<string, string | undefined>): HandlerDep
     corsOrigins: env.CORS_ORIGINS || '*',
     webhooks: webhooksFromEnv(env, denoResolve),
     dispatchSecret: env.WEBHOOKS_DISPATCH_SECRET || undefined,
+    rateLimits: rateLimitsFromEnv(env),
   };
 }
 

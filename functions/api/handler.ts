@@ -15,7 +15,9 @@ import {
   requestIdOf,
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
-import { route, type Routed } from './router.ts';
+import { dispatch, route, type Routed } from './router.ts';
+import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
+import { limitRequest, type RateLimits } from './rate-limit.ts';
 import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
 import { DISPATCH_HEADER, dispatchEntry } from './webhooks-dispatch.ts';
 
@@ -43,6 +45,8 @@ export interface HandlerDeps {
   corsOrigins?: string;
   /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
   logError?: (entry: FailureLog) => void;
+  /** Per-user budgets (functions/api/rate-limit.ts); none: no limit. */
+  rateLimits?: RateLimits;
   /** The webhook service: the `webhooks` actions, and the dispatch entry pg_cron calls. */
   webhooks?: Webhooks;
   /** WEBHOOKS_DISPATCH_SECRET: opens the dispatch entry (without it the entry does not exist). */
@@ -66,6 +70,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     const routed: Routed = {};
     let claims: Claims | undefined;
+    let limiter: ReturnType<typeof limitRequest> | undefined;
     let response: Response;
     let outcome = 'OK';
     const log = (level: FailureLog['level'], status: number, code: string, cause: unknown) =>
@@ -82,14 +87,25 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       });
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
-      if (req.method !== 'POST') {
+      // Under /v2.0/: the REST door (rest.ts) onto the same route table; anything else is the envelope.
+      const url = new URL(req.url);
+      const rest = restPath(url.pathname);
+      let door: RestMatch | undefined;
+      if (rest !== undefined) {
+        const found = matchRest(req.method, rest);
+        if ('allow' in found) {
+          headers.Allow = found.allow.join(', ');
+          throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed here; use ${found.allow[0]}`);
+        }
+        door = found;
+      } else if (req.method !== 'POST') {
         headers.Allow = 'POST, OPTIONS';
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
       // A body declared too large is refused before the token is even looked at.
       await refuseDeclaredOversize(req);
       // The hosted dispatcher's entry (pg_cron + pg_net): its own secret, no user token.
-      if (req.headers.has(DISPATCH_HEADER)) {
+      if (!door && req.headers.has(DISPATCH_HEADER)) {
         routed.resource = 'webhooks';
         routed.action = 'dispatch';
         return jsonResponse(200, { success: true, data: await dispatchEntry(req, deps) }, headers);
@@ -97,15 +113,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const answer = await route(
-        { db: deps.db, claims, requestId, idempotencyKey, webhooks: deps.webhooks },
-        text,
-        routed,
-      );
+      // After the token is verified: an unauthenticated flood never reaches the database.
+      limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
+      const db = limiter?.db ?? deps.db;
+      const ctx = { db, claims, requestId, idempotencyKey, webhooks: deps.webhooks };
+      const answer = door
+        ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed)
+        : await route(ctx, text, routed);
+      Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,
-        answer.body,
+        door ? restBody(answer.status, answer.body) : answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,
       );
     } catch (err) {
@@ -117,6 +136,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         log(apiError.status >= 500 ? 'error' : 'warn', apiError.status, String(apiError.code), cause);
       }
       outcome = String(apiError.code);
+      Object.assign(headers, limiter?.headers());
       response = failure(apiError, headers);
     }
     if (routed.adminMode && claims) {

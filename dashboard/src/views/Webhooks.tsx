@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { WEBHOOK_EVENT_TYPES } from '../../../shared/schemas.ts';
+import { WEBHOOK_EVENT_TYPES } from '../../../shared/rules.ts';
 import { Empty, ErrorBox, fmtDate, Loading } from '../components.tsx';
 import { useSession } from '../session.tsx';
 
