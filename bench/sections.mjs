@@ -8,7 +8,7 @@ import { accessSync, constants, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 
 /** The sections in the order the file lists them. */
-export const SECTION_ORDER = ['main', 'pooled', 'scale', 'partial'];
+export const SECTION_ORDER = ['main', 'pooled', 'scale', 'webhooks', 'partial'];
 
 const block = (name, text) => `<!-- ${name}:start -->\n${text.trimEnd()}\n<!-- ${name}:end -->`;
 

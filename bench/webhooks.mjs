@@ -1,4 +1,4 @@
-// `node bench/webhooks.mjs`: what webhooks cost the write path and whether one dispatcher keeps up.
+// `npm run bench:webhooks` (`node bench/webhooks.mjs`): what webhooks cost the write path and whether one dispatcher keeps up.
 // The leads.create workload through the function (Deno, wrk) at c=32, without an endpoint, then
 // with one endpoint subscribed to lead.created (a receiver on 127.0.0.1 in this process) and one
 // dispatcher (scripts/webhooks-dispatcher.ts) running beside it, then without again (so drift of a
@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
-import { startApi } from '../scripts/deno.mjs';
 import { startDispatcher } from '../scripts/dispatcher.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { WORKLOADS } from './workloads.mjs';
+import { RATE_LIMITS_OFF, WORKLOADS } from './workloads.mjs';
+import { writeSections } from './sections.mjs';
+import { root, startApi } from '../scripts/deno.mjs';
 import { driveWrk } from './wrk.mjs';
 
 const log = (...a) => console.error(...a);
@@ -58,7 +59,13 @@ export async function runWebhooksBench({ url, seconds, connections = 32, log = c
   await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
   const receiverUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
 
-  const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10', WEBHOOKS_ALLOW_PRIVATE: 'true' };
+  const env = {
+    DATABASE_URL: url,
+    JWT_SECRET: LOCAL_JWT_SECRET,
+    DB_POOL_MAX: '10',
+    WEBHOOKS_ALLOW_PRIVATE: 'true',
+    ...RATE_LIMITS_OFF,
+  };
   const api = await startApi({ port: 24431, env, quiet: true });
   const drive = (s = seconds) =>
     driveWrk({ urls: [api.url], token, workload: CREATE, context, connections, seconds: s, log });
@@ -196,6 +203,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const { section: text } = await runWebhooksBench({ url, seconds, log });
     console.log(text);
+    // Its own section of BENCHMARKS.md (bench/sections.mjs); the rest of the file stays.
+    if (!process.env.BENCH_NO_WRITE) writeSections(join(root, 'BENCHMARKS.md'), { webhooks: text });
   } finally {
     if (pg) await pg.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
