@@ -1,7 +1,7 @@
 // The webhook dispatcher as a long-running process (what `npm start` runs beside the function, and
 // what the tests kill): delivers until SIGTERM/SIGINT, configured from the environment alone.
 import { webhooksFromEnv } from '../functions/api/config.ts';
-import { denoResolve } from '../shared/webhooks/address.ts';
+import { denoResolve } from '../shared/webhook-address.ts';
 
 const env = Deno.env.toObject();
 const webhooks = webhooksFromEnv(env, denoResolve);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { generateSecret } from '../shared/webhooks/signing.ts';
+import { generateSecret } from '../shared/webhook-signing.ts';
 import { adminSql, call, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
 import { type Receiver, startReceiver } from './webhook-receiver.ts';
 
@@ -200,5 +200,5 @@ describe('authorization matrix', () => {
     }
     expect(differences).toEqual([]);
     expect(cells).toBe(table.length * 18);
-  });
+  }, 180_000);
 });

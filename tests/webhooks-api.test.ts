@@ -6,7 +6,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
-import { createWebhooks } from '../shared/webhooks/dispatcher.ts';
+import { createWebhooks } from '../shared/webhook-dispatcher.ts';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import {
   adminSql,

@@ -18,8 +18,8 @@ import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import type { Tx } from '../shared/db.ts';
-import { createWebhooks, type Webhooks } from '../shared/webhooks/dispatcher.ts';
-import { generateSecret } from '../shared/webhooks/signing.ts';
+import { createWebhooks, type Webhooks } from '../shared/webhook-dispatcher.ts';
+import { generateSecret } from '../shared/webhook-signing.ts';
 import { type Receiver, startReceiver, stubResolver } from './webhook-receiver.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'leads-webhooks-'));

@@ -7,11 +7,11 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { LEAD_EVENT_KINDS, WEBHOOK_EVENT_TYPES } from '../shared/rules.ts';
 import { WEBHOOK_LIMITS } from '../shared/schemas.ts';
-import { checkUrl, forbiddenReason, RefusedUrl, type Target } from '../shared/webhooks/address.ts';
-import { createWebhooks } from '../shared/webhooks/dispatcher.ts';
-import { JITTER, RETRY_DELAYS_S, retryAfterMs, retryDelayMs } from '../shared/webhooks/schedule.ts';
-import { send as realSend } from '../shared/webhooks/send.ts';
-import { generateSecret, sign, webhookHeaders } from '../shared/webhooks/signing.ts';
+import { checkUrl, forbiddenReason, RefusedUrl, type Target } from '../shared/webhook-address.ts';
+import { createWebhooks } from '../shared/webhook-dispatcher.ts';
+import { JITTER, RETRY_DELAYS_S, retryAfterMs, retryDelayMs } from '../shared/webhook-schedule.ts';
+import { send as realSend } from '../shared/webhook-send.ts';
+import { generateSecret, sign, webhookHeaders } from '../shared/webhook-signing.ts';
 import { adminSql, createUser } from './helpers.ts';
 import { startReceiver, stubResolver } from './webhook-receiver.ts';
 

@@ -3,8 +3,8 @@ import { createVerifier } from '../../shared/auth.ts';
 import { createDb } from '../../shared/db.ts';
 import postgres from 'postgres';
 import type { HandlerDeps } from './handler.ts';
-import { denoResolve, type Resolve } from '../../shared/webhooks/address.ts';
-import { createWebhooks, type Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import { denoResolve, type Resolve } from '../../shared/webhook-address.ts';
+import { createWebhooks, type Webhooks } from '../../shared/webhook-dispatcher.ts';
 import { rateLimitsFromEnv } from './rate-limit.ts';
 
 /**

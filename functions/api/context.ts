@@ -9,7 +9,7 @@ import { isInternalAdmin } from '../../shared/auth.ts';
 import type { Db, RequestScope, Tx } from '../../shared/db.ts';
 import { type FieldIssue, forbidden, validationError } from '../../shared/errors.ts';
 import type { ActionSpec } from '../../shared/schemas.ts';
-import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
 
 /** What the router gets from the HTTP layer. */
 export interface Ctx {

@@ -18,7 +18,7 @@ import { recordAdminMode } from './audit.ts';
 import { dispatch, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 import { limitRequest, type RateLimits } from './rate-limit.ts';
-import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
 import { DISPATCH_HEADER, dispatchEntry } from './webhooks-dispatch.ts';
 
 /**

@@ -6,7 +6,7 @@
  * (signing and JSON are the only CPU work; the rest is waiting on receivers and the database).
  */
 import { ApiError } from '../../shared/errors.ts';
-import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
 
 export const DISPATCH_HEADER = 'x-webhooks-dispatch-secret';
 /** Wall time a call keeps claiming new batches; sends already under way finish after it. */

@@ -9,9 +9,9 @@ import type { ActionName, ActionParams } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
 import { forbidden, notFound, validationError } from '../../shared/errors.ts';
 import { decodeOpaque, encodeOpaque } from '../../shared/opaque.ts';
-import { RefusedUrl } from '../../shared/webhooks/address.ts';
-import type { Webhooks } from '../../shared/webhooks/dispatcher.ts';
-import { generateSecret } from '../../shared/webhooks/signing.ts';
+import { RefusedUrl } from '../../shared/webhook-address.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
+import { generateSecret } from '../../shared/webhook-signing.ts';
 import type { Reply, Req, Run } from './context.ts';
 import { webhookEndpointColumns, webhookEndpointJson } from './projections.ts';
 

@@ -1,7 +1,7 @@
 -- Webhooks (issue 20): endpoints a user subscribes, and an outbox of deliveries written in the same
 -- transaction as the change. The outbox is fed by a trigger on lead_events, which the history
 -- triggers write for every path (api, Data API, SQL, imports): a rolled-back change leaves no event
--- and so no delivery; a committed one always has both. The dispatcher (shared/webhooks/) claims due
+-- and so no delivery; a committed one always has both. The dispatcher (shared/webhook-dispatcher.ts) claims due
 -- deliveries with `for update skip locked`, signs them (Standard Webhooks) and records each attempt.
 
 -- ---------------------------------------------------------------------------------------------

@@ -10,12 +10,12 @@
  * the system delivering, and the secrets it signs with are readable by no user.
  */
 import type postgres from 'postgres';
-import { leadJson } from '../../functions/api/projections.ts';
-import type { Tx } from '../db.ts';
-import { checkUrl, RefusedUrl, type Resolve } from './address.ts';
-import { RETRY_DELAYS_S, retryAfterMs, retryDelayMs } from './schedule.ts';
-import { type Answer, DEFAULT_SEND, send as sendHttp, type SendOptions } from './send.ts';
-import { webhookHeaders } from './signing.ts';
+import { leadJson } from '../functions/api/projections.ts';
+import type { Tx } from './db.ts';
+import { checkUrl, RefusedUrl, type Resolve } from './webhook-address.ts';
+import { RETRY_DELAYS_S, retryAfterMs, retryDelayMs } from './webhook-schedule.ts';
+import { type Answer, DEFAULT_SEND, send as sendHttp, type SendOptions } from './webhook-send.ts';
+import { webhookHeaders } from './webhook-signing.ts';
 
 export interface WebhooksConfig {
   // deno-lint-ignore no-explicit-any

@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Target } from './address.ts';
+import type { Target } from './webhook-address.ts';
 
 export interface SendOptions {
   timeoutMs: number;
