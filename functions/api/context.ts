@@ -19,6 +19,14 @@ export interface Ctx {
 export interface Reply {
   data: unknown;
   status?: number;
+  /** A streamed file instead of the JSON envelope (leads/export): the one non-JSON success. */
+  file?: FileReply;
+}
+
+export interface FileReply {
+  body: ReadableStream<Uint8Array>;
+  contentType: string;
+  filename: string;
 }
 
 /** An action ready to run: its spec, and its handler behind the spec's validation of `data`. */

@@ -9,13 +9,14 @@ import { ApiError } from '../../shared/errors.ts';
 import {
   corsHeaders,
   failure,
+  fileResponse,
   jsonResponse,
   readBody,
   refuseDeclaredOversize,
   requestIdOf,
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
-import { route, type Routed } from './router.ts';
+import { LARGEST_BODY_BYTES, route, type Routed } from './router.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -81,13 +82,13 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
       // A body declared too large is refused before the token is even looked at.
-      await refuseDeclaredOversize(req);
+      await refuseDeclaredOversize(req, LARGEST_BODY_BYTES);
       claims = await deps.verify(req.headers.get('authorization'));
-      const text = await readBody(req);
+      const { text, bytes } = await readBody(req, LARGEST_BODY_BYTES);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed);
+      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed, bytes);
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
-      response = jsonResponse(
+      response = answer.file ? fileResponse(answer.file, headers) : jsonResponse(
         answer.status,
         answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,

@@ -8,6 +8,11 @@ import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
 import { auditHandlers as audit } from './audit.ts';
 import { type Answer, checkKey, requestHash, runIdempotent } from './idempotency.ts';
+import { importLeads } from './leads-import.ts';
+import { exportLeads } from './leads-export.ts';
+import { bulkHandlers as bulk } from './leads-bulk.ts';
+import { ApiError } from '../../shared/errors.ts';
+import { MAX_BODY_BYTES } from '../../shared/http.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
@@ -24,6 +29,10 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
     update: action(ACTIONS.leads.update, leads.update),
     delete: action(ACTIONS.leads.delete, leads.delete),
     history: action(ACTIONS.leads.history, leads.history),
+    import: action(ACTIONS.leads.import, importLeads),
+    export: action(ACTIONS.leads.export, exportLeads),
+    'bulk-update': action(ACTIONS.leads['bulk-update'], bulk['bulk-update']),
+    'bulk-delete': action(ACTIONS.leads['bulk-delete'], bulk['bulk-delete']),
   },
   'working-leads': {
     list: action(ACTIONS['working-leads'].list, working.list),
@@ -86,7 +95,13 @@ function adminModeRequest(body: unknown): AdminModeRequest | undefined {
   };
 }
 
-export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<Answer> {
+/** The largest body any action takes: what the handler reads before it knows the action. */
+export const LARGEST_BODY_BYTES = Math.max(
+  MAX_BODY_BYTES,
+  ...Object.values(TABLE).flatMap((actions) => Object.values(actions).map((r) => r.spec.maxBodyBytes ?? 0)),
+);
+
+export async function route(ctx: Ctx, text: string, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -112,6 +127,11 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promis
     ]);
   }
   routed.action = name;
+  // Only now is the action known: a body over its own limit is refused before anything runs.
+  const limit = found.spec.maxBodyBytes ?? MAX_BODY_BYTES;
+  if (bodyBytes > limit) {
+    throw new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${limit} bytes, the limit of ${resource}/${name}`);
+  }
 
   let leadId = 0;
   if (found.spec.id === 'required') {
@@ -124,13 +144,13 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promis
 
   const run = async (ctx: Ctx) => {
     const reply = await found.run(ctx, data ?? {}, leadId);
-    return { status: reply.status ?? found.spec.status, data: reply.data };
+    return { status: reply.status ?? found.spec.status, data: reply.data, file: reply.file };
   };
   // Reads ignore the key; a write with one runs under it.
   if (found.spec.write && ctx.idempotencyKey != null) {
     const key = checkKey(ctx.idempotencyKey);
     return runIdempotent(ctx, key, await requestHash({ resource, action: name, id, data }), run);
   }
-  const { status, data: out } = await run(ctx);
-  return { status, body: { success: true, data: out }, replayed: false };
+  const { status, data: out, file } = await run(ctx);
+  return { status, body: { success: true, data: out }, replayed: false, file };
 }

@@ -1,0 +1,73 @@
+/**
+ * `leads/bulk-update` and `leads/bulk-delete`: one statement on public.leads for up to 1,000 listed
+ * ids, or for every lead matching the list filters when the caller says how many that is. Plain
+ * UPDATE / DELETE as the caller, so RLS, versions, history (one event per lead), rollups and the
+ * working-set rules apply exactly as for single writes.
+ */
+import type { ActionParams } from '../../shared/schemas.ts';
+import type { Tx } from '../../shared/db.ts';
+import { ApiError } from '../../shared/errors.ts';
+import { accessFor, type Ctx, type Reply } from './context.ts';
+import { filterArgs, sinceOf } from './leads.ts';
+
+type Selection = ActionParams<'leads', 'bulk-delete'>;
+
+const stale = (count: number, expected: number) =>
+  new ApiError(
+    'CONFLICT',
+    `${count} leads match these filters, not ${expected}; nothing was changed`,
+    { count },
+  );
+
+/**
+ * The ids a selection names. Listed ids as given (once each). Filters: the match count (from the
+ * rollups, as list counts) must be expectCount, then the matching ids are read, and their number
+ * checked again (a write may have landed in between): the statement then touches those leads
+ * only, never more than the caller saw.
+ */
+async function selected(tx: Tx, p: Selection, userId: string | undefined): Promise<number[]> {
+  if (p.ids) return [...new Set(p.ids)];
+  const f = p.filters ?? {};
+  const expected = p.expectCount!;
+  const since = sinceOf(f);
+  const [{ total }] = await tx<{ total: number }[]>`
+    select (public.lead_totals(${filterArgs(tx, f, userId, since)}) ->> 'total')::int as total`;
+  if (total !== expected) throw stale(total, expected);
+  if (total === 0) return [];
+  const [{ ids }] = await tx<{ ids: string[] }[]>`
+    select array(select (x.lead).id from public.lead_page(${filterArgs(tx, f, userId, since)}, null, null,
+                                                          ${expected + 1}::int, 0, false) x
+                 where (x.lead).id is not null) as ids`;
+  if (ids.length !== expected) throw stale(ids.length, expected);
+  return ids.map(Number);
+}
+
+/** Listed ids the statement did not reach: invisible to the caller or gone. */
+const missing = (ids: number[], reached: { id: string }[]) => {
+  const done = new Set(reached.map((r) => Number(r.id)));
+  return ids.filter((id) => !done.has(id)).map((id) => ({ id, code: 'NOT_FOUND', message: 'Lead not found' }));
+};
+
+async function bulkUpdate(ctx: Ctx, p: ActionParams<'leads', 'bulk-update'>): Promise<Reply> {
+  const { scope, userId } = accessFor(ctx, p);
+  const set = Object.fromEntries(Object.entries(p.set).filter(([, v]) => v !== undefined));
+  return await ctx.db.asUser(scope, async (tx) => {
+    const ids = await selected(tx, p, userId);
+    if (ids.length === 0) return { data: { updated: 0, failed: [] } };
+    const rows = await tx<{ id: string }[]>`
+      update public.leads set ${tx(set)} where id = any(${ids}::bigint[]) returning id`;
+    return { data: { updated: rows.length, failed: missing(ids, rows) } };
+  });
+}
+
+async function bulkDelete(ctx: Ctx, p: Selection): Promise<Reply> {
+  const { scope, userId } = accessFor(ctx, p);
+  return await ctx.db.asUser(scope, async (tx) => {
+    const ids = await selected(tx, p, userId);
+    if (ids.length === 0) return { data: { deleted: 0, failed: [] } };
+    const rows = await tx<{ id: string }[]>`delete from public.leads where id = any(${ids}::bigint[]) returning id`;
+    return { data: { deleted: rows.length, failed: missing(ids, rows) } };
+  });
+}
+
+export const bulkHandlers = { 'bulk-update': bulkUpdate, 'bulk-delete': bulkDelete };
