@@ -14,7 +14,7 @@ import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { DENO_SERVE_ARGS, denoBin, root, startApi } from '../scripts/deno.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
-import { workingSetPrefill, WORKLOADS } from './workloads.mjs';
+import { RATE_LIMITS_OFF, workingSetPrefill, WORKLOADS } from './workloads.mjs';
 import { driveWrk } from './wrk.mjs';
 import { runPooled, writePooledSection } from './pooled.mjs';
 
@@ -82,7 +82,7 @@ if (POOLED_ONLY) {
   process.exit(0);
 }
 // The pool size BENCHMARKS.md was measured with (the function's default is 3).
-const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
+const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10', ...RATE_LIMITS_OFF };
 const api = await startApi({ port: API_PORT, env, quiet: true });
 
 /** Drives the function with wrk (bench/wrk.mjs): one thread per stream, 1 at c=1, 2 at c=32. */
@@ -167,7 +167,11 @@ function viaPgbench(workload, clients) {
 // --- run -----------------------------------------------------------------------------------------
 const rows = [];
 const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
-for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(w.name))) {
+for (
+  const workload of WORKLOADS.filter((w) =>
+    !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(w.name)
+  )
+) {
   for (const c of CONCURRENCY) {
     if (workload.name.startsWith('working-leads')) await resetWorkingSet();
     await viaFunction(workload, c, 1); // warm-up

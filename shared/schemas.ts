@@ -3,6 +3,7 @@
  * the typed client infers its types from them, and docs/openapi.json is generated from them.
  * No Deno or Node APIs here: a frontend bundle imports this file.
  */
+import { LIMITS } from './limits.ts';
 import { z } from 'zod';
 import { decodeOpaque, encodeOpaque } from './opaque.ts';
 
@@ -22,27 +23,8 @@ export const LEAD_EVENT_KINDS = [
   'unmuted',
 ] as const;
 
-/** Size bounds of free-form fields; a longer value is a 400 naming the field. */
-export const LIMITS = {
-  shortText: 200,
-  email: 320,
-  phone: 50,
-  notes: 10_000,
-  searchTerm: 200,
-  agentId: 100,
-  jsonBytes: 16_384,
-  jsonDepth: 10,
-  batch: 100,
-  pageSize: 100,
-  /** leads/import: rows per file, and the body limit of that one action (every other: 1 MiB). */
-  importRows: 10_000,
-  importBodyBytes: 5 * 1024 * 1024,
-  /** leads/bulk-update and bulk-delete: ids per request, and leads a filter selection may reach. */
-  bulkIds: 1_000,
-  bulkMatches: 10_000,
-  /** leads/export: leads per keyset chunk (one short read-only transaction each). */
-  exportChunk: 2_000,
-} as const;
+/** Size bounds of free-form fields (a longer value is a 400 naming the field), page sizes, batches. */
+export { LIMITS };
 
 // --- building blocks ---------------------------------------------------------------------------
 
@@ -121,10 +103,10 @@ export const LeadFilters = z.strictObject({
 export const StatsFilters = LeadFilters.omit({ status: true });
 
 /** Deeper than this, a page by offset reads every row it skips: page by `cursor` instead. */
-export const MAX_OFFSET = 10_000;
+export const MAX_OFFSET = LIMITS.offset;
 export const LeadListInput = z.strictObject({
   filters: LeadFilters.optional(),
-  limit: z.number().int().min(1).max(100).default(25),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
   offset: z.number().int().min(0).max(MAX_OFFSET, `offset above ${MAX_OFFSET}: page with cursor (nextCursor) instead`)
     .default(0),
   cursor: z.string().min(1).max(1000).optional().describe(
@@ -476,12 +458,23 @@ export interface ActionSpec {
   response: z.ZodType;
   status: 200 | 201;
   summary: string;
-  /** A write: accepts an Idempotency-Key (see functions/api/idempotency.ts); reads ignore it. */
+  /**
+   * A write: runs read-write and accepts an Idempotency-Key (see functions/api/idempotency.ts).
+   * Reads run in a read-only transaction, as the Data API runs GETs, and ignore the key.
+   */
   write?: boolean;
   /** A body limit above the default 1 MiB (shared/http.ts), for this action only. */
   maxBodyBytes?: number;
   /** The answer is a streamed file (`response` describes it), not the JSON envelope. */
   stream?: { contentTypes: readonly string[] };
+  /** `agent`: acts as one agent (`agentId`, else the caller's first); admin mode must name it. */
+  acts?: 'caller' | 'agent';
+  /**
+   * `request` (default): the router opens the request's one transaction and hands it to the
+   * handler. `none`: the handler opens short transactions itself (streaming, outbound calls);
+   * such an action ignores an Idempotency-Key.
+   */
+  tx?: 'request' | 'none';
 }
 const spec = <S extends ActionSpec>(s: S) => s;
 
@@ -555,6 +548,7 @@ export const ACTIONS = {
       response: LeadExportOutput,
       status: 200,
       summary: 'Every lead matching the list filters, as a streamed CSV or NDJSON file',
+      tx: 'none',
       stream: { contentTypes: ['text/csv', 'application/x-ndjson'] },
     }),
     'bulk-update': spec({
@@ -576,6 +570,7 @@ export const ACTIONS = {
   },
   'working-leads': {
     list: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingListInput,
       response: WorkingListOutput,
@@ -583,6 +578,7 @@ export const ACTIONS = {
       summary: "The acting agent's working set",
     }),
     add: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingAddInput,
       response: WorkingAddOutput,
@@ -591,6 +587,7 @@ export const ACTIONS = {
       write: true,
     }),
     remove: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: WorkingRemoveOutput,
@@ -599,6 +596,7 @@ export const ACTIONS = {
       write: true,
     }),
     mute: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingMuteInput,
       response: MuteOutput,
@@ -607,6 +605,7 @@ export const ACTIONS = {
       write: true,
     }),
     'mute-status': spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: MuteOutput,
@@ -616,6 +615,7 @@ export const ACTIONS = {
   },
   'sales-agents': {
     current: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: CurrentAgentOutput,
@@ -630,6 +630,7 @@ export const ACTIONS = {
       summary: 'Agents the caller may use',
     }),
     quota: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: Quota,

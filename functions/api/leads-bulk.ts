@@ -7,7 +7,7 @@
 import type { ActionParams } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
 import { ApiError } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Reply, Req } from './context.ts';
 import { filterArgs, sinceOf } from './leads.ts';
 
 type Selection = ActionParams<'leads', 'bulk-delete'>;
@@ -35,9 +35,8 @@ async function selected(tx: Tx, p: Selection, userId: string | undefined): Promi
   if (total !== expected) throw stale(total, expected);
   if (total === 0) return [];
   const [{ ids }] = await tx<{ ids: string[] }[]>`
-    select array(select (x.lead).id from public.lead_page(${filterArgs(tx, f, userId, since)}, null, null,
-                                                          ${expected + 1}::int, 0, false) x
-                 where (x.lead).id is not null) as ids`;
+    select array(select x.id from private.lead_keyset(${filterArgs(tx, f, userId, since)}, null, null,
+                                                      ${expected + 1}::int) x) as ids`;
   if (ids.length !== expected) throw stale(ids.length, expected);
   return ids.map(Number);
 }
@@ -48,26 +47,20 @@ const missing = (ids: number[], reached: { id: string }[]) => {
   return ids.filter((id) => !done.has(id)).map((id) => ({ id, code: 'NOT_FOUND', message: 'Lead not found' }));
 };
 
-async function bulkUpdate(ctx: Ctx, p: ActionParams<'leads', 'bulk-update'>): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
+async function bulkUpdate(tx: Tx, p: ActionParams<'leads', 'bulk-update'>, req: Req): Promise<Reply> {
   const set = Object.fromEntries(Object.entries(p.set).filter(([, v]) => v !== undefined));
-  return await ctx.db.asUser(scope, async (tx) => {
-    const ids = await selected(tx, p, userId);
-    if (ids.length === 0) return { data: { updated: 0, failed: [] } };
-    const rows = await tx<{ id: string }[]>`
-      update public.leads set ${tx(set)} where id = any(${ids}::bigint[]) returning id`;
-    return { data: { updated: rows.length, failed: missing(ids, rows) } };
-  });
+  const ids = await selected(tx, p, req.userId);
+  if (ids.length === 0) return { data: { updated: 0, failed: [] } };
+  const rows = await tx<{ id: string }[]>`
+    update public.leads set ${tx(set)} where id = any(${ids}::bigint[]) returning id`;
+  return { data: { updated: rows.length, failed: missing(ids, rows) } };
 }
 
-async function bulkDelete(ctx: Ctx, p: Selection): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
-  return await ctx.db.asUser(scope, async (tx) => {
-    const ids = await selected(tx, p, userId);
-    if (ids.length === 0) return { data: { deleted: 0, failed: [] } };
-    const rows = await tx<{ id: string }[]>`delete from public.leads where id = any(${ids}::bigint[]) returning id`;
-    return { data: { deleted: rows.length, failed: missing(ids, rows) } };
-  });
+async function bulkDelete(tx: Tx, p: Selection, req: Req): Promise<Reply> {
+  const ids = await selected(tx, p, req.userId);
+  if (ids.length === 0) return { data: { deleted: 0, failed: [] } };
+  const rows = await tx<{ id: string }[]>`delete from public.leads where id = any(${ids}::bigint[]) returning id`;
+  return { data: { deleted: rows.length, failed: missing(ids, rows) } };
 }
 
 export const bulkHandlers = { 'bulk-update': bulkUpdate, 'bulk-delete': bulkDelete };

@@ -12,7 +12,7 @@
 import type { ActionParams } from '../../shared/schemas.ts';
 import { EXPORT_COLUMNS, LIMITS } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Reply, Req, Run } from './context.ts';
 import { filterArgs, sinceOf } from './leads.ts';
 
 type Params = ActionParams<'leads', 'export'>;
@@ -34,21 +34,21 @@ function readChunk(tx: Tx, p: Params, userId: string | undefined, since: Date | 
   const line = tx.unsafe(p.format === 'csv' ? CSV_LINE : JSON_LINE);
   return tx<{ body: string | null; last: [string, string] | null; n: number }[]>`
     with page as materialized (
-      select (x.lead).*, row_number() over () as k
-      from public.lead_page(${filterArgs(tx, f, userId, since)}, ${after?.createdAt ?? null}::timestamptz,
-                            ${after?.id ?? null}::bigint, ${LIMITS.exportChunk}::int, 0, false) x)
+      select x.*, row_number() over () as k
+      from private.lead_keyset(${filterArgs(tx, f, userId, since)}, ${after?.createdAt ?? null}::timestamptz,
+                               ${after?.id ?? null}::bigint, ${LIMITS.exportChunk}::int) x)
     select string_agg(${line}, '' order by l.k) as body, count(*)::int as n,
            (select array[to_json(z.created_at) #>> '{}', z.id::text] from page z
             where z.k = (select max(y.k) from page y where y.id is not null)) as last
     from page l where l.id is not null`;
 }
 
-export async function exportLeads(ctx: Ctx, p: Params): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
+export async function exportLeads(run: Run, p: Params, req: Req): Promise<Reply> {
+  const userId = req.userId;
   // The dateRange window is fixed when the export starts, as a list cursor fixes it.
   const since = sinceOf(p.filters ?? {});
   const chunk = async (after: Chunk['next']): Promise<Chunk> => {
-    const [row] = await ctx.db.asUser(scope, (tx) => readChunk(tx, p, userId, since, after));
+    const [row] = await run((tx) => readChunk(tx, p, userId, since, after));
     const full = row.n === LIMITS.exportChunk && row.last !== null;
     return { body: row.body ?? '', next: full ? { createdAt: row.last![0], id: row.last![1] } : null };
   };

@@ -7,7 +7,8 @@ import type { ActionParams } from '../../shared/schemas.ts';
 import { IMPORT_FIELDS, ImportRowFields, LIMITS } from '../../shared/schemas.ts';
 import { parseCsv } from '../../shared/csv.ts';
 import { ApiError, validationError } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Tx } from '../../shared/db.ts';
+import type { Reply, Req } from './context.ts';
 
 type Params = ActionParams<'leads', 'import'>;
 type Field = (typeof IMPORT_FIELDS)[number];
@@ -197,8 +198,7 @@ function byRow(a: RowResult[], b: RowResult[]): RowResult[] {
   return out;
 }
 
-export async function importLeads(ctx: Ctx, p: Params): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+export async function importLeads(tx: Tx, p: Params, _req: Req): Promise<Reply> {
   const table = p.format === 'csv' ? csvTable(p) : jsonTable(p);
   const { valid, failed } = checkRows(table, p.agent_id);
   const importId = crypto.randomUUID();
@@ -206,12 +206,10 @@ export async function importLeads(ctx: Ctx, p: Params): Promise<Reply> {
   if (valid.length > 0) {
     // The rows travel as one JSON text parameter and come back as one: no per-row round trip
     // and no per-row parsing by the driver.
-    const [row] = await ctx.db.asUser(scope, async (tx) => {
-      await tx`select set_config('statement_timeout', ${String(IMPORT_TIMEOUT_MS)}, true)`;
-      return await tx<{ rows: string }[]>`
-        select private.import_leads(${JSON.stringify(valid)}::text::jsonb, ${p.onDuplicate}, ${importId}::uuid,
-                                    ${p.dryRun})::text as rows`;
-    });
+    await tx`select set_config('statement_timeout', ${String(IMPORT_TIMEOUT_MS)}, true)`;
+    const [row] = await tx<{ rows: string }[]>`
+      select private.import_leads(${JSON.stringify(valid)}::text::jsonb, ${p.onDuplicate}, ${importId}::uuid,
+                                  ${p.dryRun})::text as rows`;
     written = JSON.parse(row.rows);
   }
   const rows = byRow(written, failed);

@@ -1,23 +1,26 @@
-/** From a request body to a handler: parse, find the action's route, dispatch. */
+/**
+ * From a request body to a handler: parse, find the action's route, validate, decide the scope,
+ * and run the handler in the request's one transaction (read-only for reads, under the
+ * Idempotency-Key for keyed writes). Handlers never open transactions of their own.
+ */
 import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } from '../../shared/schemas.ts';
-import { validationError } from '../../shared/errors.ts';
-import { action, type Ctx, issuesOf, type Route } from './context.ts';
+import { ApiError, validationError } from '../../shared/errors.ts';
+import { MAX_BODY_BYTES } from '../../shared/http.ts';
+import { access, action, actionWithRun, type Ctx, issuesOf, type Route } from './context.ts';
 import { leadsHandlers as leads } from './leads.ts';
 import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
-import { auditHandlers as audit } from './audit.ts';
-import { type Answer, checkKey, requestHash, runIdempotent } from './idempotency.ts';
+import { type AdminModeRequest, adminModeRequest, auditHandlers as audit } from './audit.ts';
+import { type Answer, checkKey, requestHash, runKeyed } from './idempotency.ts';
 import { importLeads } from './leads-import.ts';
 import { exportLeads } from './leads-export.ts';
 import { bulkHandlers as bulk } from './leads-bulk.ts';
-import { ApiError } from '../../shared/errors.ts';
-import { MAX_BODY_BYTES } from '../../shared/http.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
  * handler's parameters are typed by the schema that validates them, and an action without a
- * handler does not compile. (bench/direct.ts runs them without HTTP.)
+ * handler does not compile.
  */
 export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
   leads: {
@@ -30,7 +33,7 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
     delete: action(ACTIONS.leads.delete, leads.delete),
     history: action(ACTIONS.leads.history, leads.history),
     import: action(ACTIONS.leads.import, importLeads),
-    export: action(ACTIONS.leads.export, exportLeads),
+    export: actionWithRun(ACTIONS.leads.export, exportLeads),
     'bulk-update': action(ACTIONS.leads['bulk-update'], bulk['bulk-update']),
     'bulk-delete': action(ACTIONS.leads['bulk-delete'], bulk['bulk-delete']),
   },
@@ -71,43 +74,25 @@ export interface Routed {
   adminMode?: AdminModeRequest;
 }
 
-/** What an audit entry records of the request, read from the raw body (it may be invalid). */
-export interface AdminModeRequest {
-  resource: string;
-  action: string;
-  targetId: string | null;
-  userId: string | null;
-}
-
-const textOf = (v: unknown): string | null =>
-  typeof v === 'string' ? v.slice(0, 200) : typeof v === 'number' ? String(v) : null;
-
-function adminModeRequest(body: unknown): AdminModeRequest | undefined {
-  if (body === null || typeof body !== 'object') return undefined;
-  const b = body as Record<string, unknown>;
-  const data = b.data as Record<string, unknown> | null | undefined;
-  if (data === null || typeof data !== 'object' || data.adminMode !== true) return undefined;
-  return {
-    resource: textOf(b.resource) ?? '',
-    action: textOf(b.action) ?? '',
-    targetId: textOf(b.id) ?? textOf(data.leadId) ?? textOf(data.agentId),
-    userId: textOf(data.userId),
-  };
-}
-
 /** The largest body any action takes: what the handler reads before it knows the action. */
 export const LARGEST_BODY_BYTES = Math.max(
   MAX_BODY_BYTES,
   ...Object.values(TABLE).flatMap((actions) => Object.values(actions).map((r) => r.spec.maxBodyBytes ?? 0)),
 );
 
-export async function route(ctx: Ctx, text: string, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
+/** The request envelope, from a JSON body (`POST /functions/v1/api`) of `bodyBytes` bytes. */
+export function route(ctx: Ctx, text: string, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw validationError('Body is not valid JSON', [{ path: '', message: 'expected a JSON object' }]);
   }
+  return dispatch(ctx, body, routed, bodyBytes);
+}
+
+/** An envelope already parsed from JSON (the REST door and bench/direct.ts build them). */
+export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
   routed.adminMode = adminModeRequest(body);
   const top = RequestBody.safeParse(body);
   if (!top.success) throw validationError('Invalid request', issuesOf(top.error, ''));
@@ -127,14 +112,15 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}, bodyByt
     ]);
   }
   routed.action = name;
+  const { spec } = found;
   // Only now is the action known: a body over its own limit is refused before anything runs.
-  const limit = found.spec.maxBodyBytes ?? MAX_BODY_BYTES;
+  const limit = spec.maxBodyBytes ?? MAX_BODY_BYTES;
   if (bodyBytes > limit) {
     throw new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${limit} bytes, the limit of ${resource}/${name}`);
   }
 
   let leadId = 0;
-  if (found.spec.id === 'required') {
+  if (spec.id === 'required') {
     const parsed = LeadIdInput.safeParse(id);
     if (!parsed.success) throw validationError('Invalid id', issuesOf(parsed.error, 'id'));
     leadId = parsed.data;
@@ -142,15 +128,29 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}, bodyByt
     throw validationError('Invalid request', [{ path: 'id', message: `${resource}/${name} takes no id` }]);
   }
 
-  const run = async (ctx: Ctx) => {
-    const reply = await found.run(ctx, data ?? {}, leadId);
-    return { status: reply.status ?? found.spec.status, data: reply.data, file: reply.file };
-  };
-  // Reads ignore the key; a write with one runs under it.
-  if (found.spec.write && ctx.idempotencyKey != null) {
-    const key = checkKey(ctx.idempotencyKey);
-    return runIdempotent(ctx, key, await requestHash({ resource, action: name, id, data }), run);
+  const params = found.parse(data ?? {});
+  const { scope, req } = access(spec, ctx, params);
+  const readOnly = !spec.write;
+
+  if (found.withRun) {
+    const reply = await found.withRun((work) => ctx.db.asUser(scope, work, { readOnly }), params, req, leadId);
+    return {
+      status: reply.status ?? spec.status,
+      body: { success: true, data: reply.data },
+      replayed: false,
+      file: reply.file,
+    };
   }
-  const { status, data: out, file } = await run(ctx);
-  return { status, body: { success: true, data: out }, replayed: false, file };
+  const handler = found.inTx!;
+  const run = async (tx: Parameters<typeof handler>[0]) => {
+    const reply = await handler(tx, params, req, leadId);
+    return { status: reply.status ?? spec.status, data: reply.data };
+  };
+  // Reads ignore the key; a write with one runs under it, in the same transaction.
+  if (spec.write && ctx.idempotencyKey != null) {
+    const key = checkKey(ctx.idempotencyKey);
+    return runKeyed(ctx.db, scope, key, await requestHash({ resource, action: name, id, data }), run);
+  }
+  const { status, data: out } = await ctx.db.asUser(scope, run, { readOnly });
+  return { status, body: { success: true, data: out }, replayed: false };
 }

@@ -342,8 +342,60 @@ revoke all on function private.import_leads(jsonb, text, uuid, boolean) from pub
 grant execute on function private.import_leads(jsonb, text, uuid, boolean) to authenticated;
 
 -- ---------------------------------------------------------------------------------------------
--- Export
+-- Export and filter selections
 -- ---------------------------------------------------------------------------------------------
+
+/** Up to p_limit leads the caller can see that match the list filters, newest first, after the
+    keyset (p_after_created, p_after_id) when given: public.lead_page's rows without its count,
+    offset and page-size cap, for the chunks of an export (2,000 a chunk) and the ids of a bulk
+    selection (up to 10,001). The filters are the same definition (private.lead_predicate,
+    check_lead_filters), and so are the plans: each usable agent's newest rows merged for a user,
+    one index walk for an admin or a user scope, the trigram matches for a search. Security
+    invoker: RLS decides the rows. In `private`, so the Data API cannot call it. */
+create or replace function private.lead_keyset(
+  p_agent_ids text[], p_status text, p_priority text, p_search text, p_since timestamptz, p_user_id uuid,
+  p_after_created timestamptz, p_after_id bigint, p_limit integer
+) returns setof public.leads
+language plpgsql stable security invoker
+set search_path = ''
+as $$
+declare
+  v_where text;
+  v_ids bigint[];
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 10001 then
+    perform private.refuse_argument('p_limit', 'must be between 1 and 10001');
+  end if;
+  perform private.check_lead_filters(p_agent_ids, p_status, p_priority, p_search);
+  v_where := private.lead_predicate(p_agent_ids, p_status, p_priority, p_search, p_since, p_user_id)
+    || case when p_after_id is not null then ' and l.created_at <= $7 and (l.created_at < $7 or l.id < $8)'
+            else '' end;
+  if p_search is not null then
+    v_ids := array(select private.search_lead_ids(p_search, p_agent_ids));
+  end if;
+  if p_search is null and p_user_id is null
+     and (p_agent_ids is not null or not (select private.admin_mode())) then
+    return query execute
+      'select l.* from unnest($10::text[]) as usable(agent_id) cross join lateral (
+         select l.* from public.leads l where l.agent_id = usable.agent_id and ' || v_where || '
+         order by l.created_at desc, l.id desc limit $9) l
+       order by l.created_at desc, l.id desc limit $9'
+      using p_agent_ids, p_status, p_priority, v_ids, p_since, p_user_id, p_after_created, p_after_id,
+            p_limit, private.lead_scope_agents(p_agent_ids, null);
+  else
+    return query execute
+      'select l.* from public.leads l where ' || v_where || '
+       order by l.created_at desc, l.id desc limit $9'
+      using p_agent_ids, p_status, p_priority, v_ids, p_since, p_user_id, p_after_created, p_after_id,
+            p_limit, null::text[];
+  end if;
+end
+$$;
+
+revoke all on function private.lead_keyset(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer)
+  from public, anon;
+grant execute on function private.lead_keyset(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer)
+  to authenticated;
 
 /** One CSV cell (RFC 4180): null is an empty cell, any other value is quoted with `"` doubled. A
     value starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`, so a
