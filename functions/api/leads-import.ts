@@ -207,9 +207,13 @@ export async function importLeads(tx: Tx, p: Params, _req: Req): Promise<Reply> 
     // The rows travel as one JSON text parameter and come back as one: no per-row round trip
     // and no per-row parsing by the driver.
     await tx`select set_config('statement_timeout', ${String(IMPORT_TIMEOUT_MS)}, true)`;
+    // A dry run writes for real (every trigger and check runs) inside a savepoint it then rolls
+    // back, so its report is exactly what the import would do.
+    if (p.dryRun) await tx`savepoint import_dry_run`;
     const [row] = await tx<{ rows: string }[]>`
       select private.import_leads(${JSON.stringify(valid)}::text::jsonb, ${p.onDuplicate}, ${importId}::uuid,
                                   ${p.dryRun})::text as rows`;
+    if (p.dryRun) await tx`rollback to savepoint import_dry_run`;
     written = JSON.parse(row.rows);
   }
   const rows = byRow(written, failed);

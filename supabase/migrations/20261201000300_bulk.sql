@@ -157,8 +157,8 @@ create trigger leads_record_created after insert on public.leads
       other the same way: a later row is the lead of the earliest row it shares a key with.
     The owners' locks are taken exclusive (sorted, so two imports cannot deadlock) before the
     match, so a concurrent create or import of the same person makes one lead.
-    With p_dry_run everything runs (triggers included) and is rolled back: the answer is the
-    same, with leadId null for rows that would be created.
+    p_dry_run only reports leadId null for created rows: the function writes as usual, and the
+    api runs a dry run inside a savepoint it rolls back (triggers included, nothing stays).
     Returns a jsonb array of `{ row, leadId, outcome, code?, message?, field? }` in input order. */
 create or replace function private.import_leads(p_rows jsonb, p_on_duplicate text, p_import_id uuid,
                                                 p_dry_run boolean)
@@ -195,145 +195,137 @@ begin
                private.agent_owner(e.v -> 'fields' ->> 'agent_id') as owner
         from jsonb_array_elements(p_rows) with ordinality e(v, ord)) i;
 
-  begin
-    perform set_config('app.on_duplicate', 'allow', true);
-    perform set_config('app.import_id', p_import_id::text, true);
-    if p_on_duplicate <> 'create' then
-      perform pg_advisory_xact_lock(k) from (
-        select distinct private.lead_owner_lock_key((p ->> 'owner')::uuid) as k
-        from jsonb_array_elements(v_prepared) p where p -> 'error' = 'null' order by 1) owners;
-    end if;
+  perform set_config('app.on_duplicate', 'allow', true);
+  perform set_config('app.import_id', p_import_id::text, true);
+  if p_on_duplicate <> 'create' then
+    perform pg_advisory_xact_lock(k) from (
+      select distinct private.lead_owner_lock_key((p ->> 'owner')::uuid) as k
+      from jsonb_array_elements(v_prepared) p where p -> 'error' = 'null' order by 1) owners;
+  end if;
 
-    with recursive prepared as (
-      select (p ->> 'ord')::integer as ord, (p ->> 'row')::integer as row_no, p -> 'fields' as fields,
-             (p ->> 'owner')::uuid as owner, p ->> 'email_key' as email_key, p ->> 'phone_key' as phone_key,
-             p -> 'error' as error
-      from jsonb_array_elements(v_prepared) p
-    ),
-    valid as (select * from prepared where error = 'null'),
-    -- The lead each row already has (never in 'create' mode).
-    existing as (
-      select d.ord as k, d.lead_id from private.find_duplicate_leads(
-        array(select v.owner from valid v order by v.ord),
-        array(select v.email_key from valid v order by v.ord),
-        array(select v.phone_key from valid v order by v.ord)) d
-      where p_on_duplicate <> 'create'
-    ),
-    keyed as (
-      select v.*, x.lead_id as existing_id,
-             case when p_on_duplicate <> 'create' and v.email_key is not null
-                  then min(v.ord) over (partition by v.owner, v.email_key) end as email_first,
-             case when p_on_duplicate <> 'create' and v.phone_key is not null
-                  then min(v.ord) over (partition by v.owner, v.phone_key) end as phone_first
-      from (select v.*, row_number() over (order by v.ord) as k from valid v) v
-      left join existing x on x.k = v.k
-    ),
-    -- A row without a lead of its own is the lead of the earliest row it shares a key with.
-    linked as (
-      select k.*, case when k.existing_id is null and least(k.email_first, k.phone_first) < k.ord
-                       then least(k.email_first, k.phone_first) end as parent
-      from keyed k
-    ),
-    tree as (
-      select l.ord, l.ord as root from linked l where l.parent is null
-      union all
-      select l.ord, t.root from linked l join tree t on l.parent = t.ord
-    ),
-    grouped as (
-      select l.*, t.root, r.existing_id as target_id,
-             -- the row that makes a new lead (none when the group has a lead already)
-             (r.existing_id is null and l.ord = t.root) as creates,
-             coalesce(r.existing_id::text, 'new:' || t.root) as grp
-      from linked l join tree t on t.ord = l.ord join linked r on r.ord = t.root
-    ),
-    -- 'update': the group's fields merged in file order (a later row's value wins).
-    merged as (
-      select g.grp, jsonb_object_agg(f.key, f.value order by g.ord) as fields
-      from grouped g cross join lateral jsonb_each(g.fields) f
-      where p_on_duplicate = 'update'
-      group by g.grp
-    ),
-    creates as (
-      select g.ord, g.grp, case when p_on_duplicate = 'update' then m.fields || jsonb_build_object('agent_id', g.fields -> 'agent_id')
-                                else g.fields end as fields
-      from grouped g left join merged m on m.grp = g.grp
-      where g.creates
-    ),
-    -- Ids follow the order rows are inserted in (the sort below feeds the insert; nextval is
-    -- monotonic within a session), so the n-th smallest new id is the n-th row by `ord`.
-    inserted as (
-      insert into public.leads (agent_id, name, email, phone, status, priority, budget, timeline, address, notes,
-                                assigned_to, conversation_id, primary_lead_id, is_decision_maker,
-                                preferred_contact_method, preferred_contact_time, metadata)
-      select r.agent_id, r.name, r.email, r.phone, coalesce(r.status, 'new'), r.priority, r.budget, r.timeline,
-             r.address, r.notes, r.assigned_to, r.conversation_id, r.primary_lead_id, r.is_decision_maker,
-             r.preferred_contact_method, r.preferred_contact_time, r.metadata
-      from (select c.ord, c.fields from creates c order by c.ord) c
-      cross join lateral jsonb_populate_record(null::public.leads, c.fields) r
-      order by c.ord
-      returning id
-    ),
-    new_ids as (
-      select z.grp, z.id
-      from unnest(array(select c.grp from creates c order by c.ord), array(select i.id from inserted i order by i.id))
-        z(grp, id)
-    ),
-    updates as (
-      select distinct on (g.grp) g.grp, g.target_id, m.fields - 'agent_id' as fields
-      from grouped g join merged m on m.grp = g.grp
-      where g.target_id is not null
-    ),
-    updated as (
-      update public.leads l set
-        name = case when u.fields ? 'name' then r.name else l.name end,
-        email = case when u.fields ? 'email' then r.email else l.email end,
-        phone = case when u.fields ? 'phone' then r.phone else l.phone end,
-        status = case when u.fields ? 'status' then r.status else l.status end,
-        priority = case when u.fields ? 'priority' then r.priority else l.priority end,
-        budget = case when u.fields ? 'budget' then r.budget else l.budget end,
-        timeline = case when u.fields ? 'timeline' then r.timeline else l.timeline end,
-        address = case when u.fields ? 'address' then r.address else l.address end,
-        notes = case when u.fields ? 'notes' then r.notes else l.notes end,
-        assigned_to = case when u.fields ? 'assigned_to' then r.assigned_to else l.assigned_to end,
-        conversation_id = case when u.fields ? 'conversation_id' then r.conversation_id else l.conversation_id end,
-        primary_lead_id = case when u.fields ? 'primary_lead_id' then r.primary_lead_id else l.primary_lead_id end,
-        is_decision_maker = case when u.fields ? 'is_decision_maker' then r.is_decision_maker
-                                 else l.is_decision_maker end,
-        preferred_contact_method = case when u.fields ? 'preferred_contact_method' then r.preferred_contact_method
-                                        else l.preferred_contact_method end,
-        preferred_contact_time = case when u.fields ? 'preferred_contact_time' then r.preferred_contact_time
-                                      else l.preferred_contact_time end,
-        metadata = case when u.fields ? 'metadata' then r.metadata else l.metadata end
-      from updates u cross join lateral jsonb_populate_record(null::public.leads, u.fields) r
-      where l.id = u.target_id
-        -- An update that would change nothing is skipped (no version bump, no event).
-        and exists (select 1 from jsonb_each(u.fields) f where f.value is distinct from coalesce(to_jsonb(l) -> f.key, 'null'))
-      returning l.id
-    )
-    select jsonb_agg(o.j order by o.ord) into v_result from (
-      select p.ord, jsonb_build_object('row', p.row_no, 'leadId', null, 'outcome', 'failed') || p.error as j
-      from prepared p where p.error <> 'null'
-      union all
-      select g.ord, jsonb_build_object(
-        'row', g.row_no,
-        'leadId', case when p_dry_run and g.target_id is null then null else coalesce(g.target_id, n.id) end,
-        'outcome', case
-          when g.creates then 'created'
-          when p_on_duplicate = 'update' and g.target_id is null then 'updated'
-          when p_on_duplicate = 'update' and g.target_id in (select u.id from updated u) then 'updated'
-          else 'skipped' end)
-      from grouped g left join new_ids n on n.grp = g.grp
-    ) o;
+  with recursive prepared as (
+    select (p ->> 'ord')::integer as ord, (p ->> 'row')::integer as row_no, p -> 'fields' as fields,
+           (p ->> 'owner')::uuid as owner, p ->> 'email_key' as email_key, p ->> 'phone_key' as phone_key,
+           p -> 'error' as error
+    from jsonb_array_elements(v_prepared) p
+  ),
+  valid as (select * from prepared where error = 'null'),
+  -- The lead each row already has (never in 'create' mode).
+  existing as (
+    select d.ord as k, d.lead_id from private.find_duplicate_leads(
+      array(select v.owner from valid v order by v.ord),
+      array(select v.email_key from valid v order by v.ord),
+      array(select v.phone_key from valid v order by v.ord)) d
+    where p_on_duplicate <> 'create'
+  ),
+  keyed as (
+    select v.*, x.lead_id as existing_id,
+           case when p_on_duplicate <> 'create' and v.email_key is not null
+                then min(v.ord) over (partition by v.owner, v.email_key) end as email_first,
+           case when p_on_duplicate <> 'create' and v.phone_key is not null
+                then min(v.ord) over (partition by v.owner, v.phone_key) end as phone_first
+    from (select v.*, row_number() over (order by v.ord) as k from valid v) v
+    left join existing x on x.k = v.k
+  ),
+  -- A row without a lead of its own is the lead of the earliest row it shares a key with.
+  linked as (
+    select k.*, case when k.existing_id is null and least(k.email_first, k.phone_first) < k.ord
+                     then least(k.email_first, k.phone_first) end as parent
+    from keyed k
+  ),
+  tree as (
+    select l.ord, l.ord as root from linked l where l.parent is null
+    union all
+    select l.ord, t.root from linked l join tree t on l.parent = t.ord
+  ),
+  grouped as (
+    select l.*, t.root, r.existing_id as target_id,
+           -- the row that makes a new lead (none when the group has a lead already)
+           (r.existing_id is null and l.ord = t.root) as creates,
+           coalesce(r.existing_id::text, 'new:' || t.root) as grp
+    from linked l join tree t on t.ord = l.ord join linked r on r.ord = t.root
+  ),
+  -- 'update': the group's fields merged in file order (a later row's value wins).
+  merged as (
+    select g.grp, jsonb_object_agg(f.key, f.value order by g.ord) as fields
+    from grouped g cross join lateral jsonb_each(g.fields) f
+    where p_on_duplicate = 'update'
+    group by g.grp
+  ),
+  creates as (
+    select g.ord, g.grp, case when p_on_duplicate = 'update' then m.fields || jsonb_build_object('agent_id', g.fields -> 'agent_id')
+                              else g.fields end as fields
+    from grouped g left join merged m on m.grp = g.grp
+    where g.creates
+  ),
+  -- Ids follow the order rows are inserted in (the sort below feeds the insert; nextval is
+  -- monotonic within a session), so the n-th smallest new id is the n-th row by `ord`.
+  inserted as (
+    insert into public.leads (agent_id, name, email, phone, status, priority, budget, timeline, address, notes,
+                              assigned_to, conversation_id, primary_lead_id, is_decision_maker,
+                              preferred_contact_method, preferred_contact_time, metadata)
+    select r.agent_id, r.name, r.email, r.phone, coalesce(r.status, 'new'), r.priority, r.budget, r.timeline,
+           r.address, r.notes, r.assigned_to, r.conversation_id, r.primary_lead_id, r.is_decision_maker,
+           r.preferred_contact_method, r.preferred_contact_time, r.metadata
+    from (select c.ord, c.fields from creates c order by c.ord) c
+    cross join lateral jsonb_populate_record(null::public.leads, c.fields) r
+    order by c.ord
+    returning id
+  ),
+  new_ids as (
+    select z.grp, z.id
+    from unnest(array(select c.grp from creates c order by c.ord), array(select i.id from inserted i order by i.id))
+      z(grp, id)
+  ),
+  updates as (
+    select distinct on (g.grp) g.grp, g.target_id, m.fields - 'agent_id' as fields
+    from grouped g join merged m on m.grp = g.grp
+    where g.target_id is not null
+  ),
+  updated as (
+    update public.leads l set
+      name = case when u.fields ? 'name' then r.name else l.name end,
+      email = case when u.fields ? 'email' then r.email else l.email end,
+      phone = case when u.fields ? 'phone' then r.phone else l.phone end,
+      status = case when u.fields ? 'status' then r.status else l.status end,
+      priority = case when u.fields ? 'priority' then r.priority else l.priority end,
+      budget = case when u.fields ? 'budget' then r.budget else l.budget end,
+      timeline = case when u.fields ? 'timeline' then r.timeline else l.timeline end,
+      address = case when u.fields ? 'address' then r.address else l.address end,
+      notes = case when u.fields ? 'notes' then r.notes else l.notes end,
+      assigned_to = case when u.fields ? 'assigned_to' then r.assigned_to else l.assigned_to end,
+      conversation_id = case when u.fields ? 'conversation_id' then r.conversation_id else l.conversation_id end,
+      primary_lead_id = case when u.fields ? 'primary_lead_id' then r.primary_lead_id else l.primary_lead_id end,
+      is_decision_maker = case when u.fields ? 'is_decision_maker' then r.is_decision_maker
+                               else l.is_decision_maker end,
+      preferred_contact_method = case when u.fields ? 'preferred_contact_method' then r.preferred_contact_method
+                                      else l.preferred_contact_method end,
+      preferred_contact_time = case when u.fields ? 'preferred_contact_time' then r.preferred_contact_time
+                                    else l.preferred_contact_time end,
+      metadata = case when u.fields ? 'metadata' then r.metadata else l.metadata end
+    from updates u cross join lateral jsonb_populate_record(null::public.leads, u.fields) r
+    where l.id = u.target_id
+      -- An update that would change nothing is skipped (no version bump, no event).
+      and exists (select 1 from jsonb_each(u.fields) f where f.value is distinct from coalesce(to_jsonb(l) -> f.key, 'null'))
+    returning l.id
+  )
+  select jsonb_agg(o.j order by o.ord) into v_result from (
+    select p.ord, jsonb_build_object('row', p.row_no, 'leadId', null, 'outcome', 'failed') || p.error as j
+    from prepared p where p.error <> 'null'
+    union all
+    select g.ord, jsonb_build_object(
+      'row', g.row_no,
+      'leadId', case when p_dry_run and g.target_id is null then null else coalesce(g.target_id, n.id) end,
+      'outcome', case
+        when g.creates then 'created'
+        when p_on_duplicate = 'update' and g.target_id is null then 'updated'
+        when p_on_duplicate = 'update' and g.target_id in (select u.id from updated u) then 'updated'
+        else 'skipped' end)
+    from grouped g left join new_ids n on n.grp = g.grp
+  ) o;
 
-    perform set_config('app.import_id', '', true);
-    perform set_config('app.on_duplicate', '', true);
-    if p_dry_run then
-      raise exception 'dry run' using errcode = 'LBDRY';
-    end if;
-  exception when sqlstate 'LBDRY' then
-    -- The block's writes are rolled back; v_result keeps the answer.
-    null;
-  end;
+  perform set_config('app.import_id', '', true);
+  perform set_config('app.on_duplicate', '', true);
   return coalesce(v_result, '[]');
 end
 $$;
