@@ -12,6 +12,15 @@ import { filterArgs, sinceOf } from './leads.ts';
 
 type Selection = ActionParams<'leads', 'bulk-delete'>;
 
+/**
+ * A bulk statement's own timeout: thousands of rows with their triggers take seconds, not the
+ * milliseconds the per-request timeout (DB_STATEMENT_TIMEOUT_MS) is sized for.
+ */
+const BULK_STATEMENT_TIMEOUT_MS = 60_000;
+
+export const allowBulkStatement = (tx: Tx) =>
+  tx`select set_config('statement_timeout', ${String(BULK_STATEMENT_TIMEOUT_MS)}, true)`;
+
 const stale = (count: number, expected: number) =>
   new ApiError(
     'CONFLICT',
@@ -51,6 +60,7 @@ async function bulkUpdate(tx: Tx, p: ActionParams<'leads', 'bulk-update'>, req: 
   const set = Object.fromEntries(Object.entries(p.set).filter(([, v]) => v !== undefined));
   const ids = await selected(tx, p, req.userId);
   if (ids.length === 0) return { data: { updated: 0, failed: [] } };
+  await allowBulkStatement(tx);
   const rows = await tx<{ id: string }[]>`
     update public.leads set ${tx(set)} where id = any(${ids}::bigint[]) returning id`;
   return { data: { updated: rows.length, failed: missing(ids, rows) } };
@@ -59,6 +69,7 @@ async function bulkUpdate(tx: Tx, p: ActionParams<'leads', 'bulk-update'>, req: 
 async function bulkDelete(tx: Tx, p: Selection, req: Req): Promise<Reply> {
   const ids = await selected(tx, p, req.userId);
   if (ids.length === 0) return { data: { deleted: 0, failed: [] } };
+  await allowBulkStatement(tx);
   const rows = await tx<{ id: string }[]>`delete from public.leads where id = any(${ids}::bigint[]) returning id`;
   return { data: { deleted: rows.length, failed: missing(ids, rows) } };
 }

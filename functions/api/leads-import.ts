@@ -9,6 +9,7 @@ import { parseCsv } from '../../shared/csv.ts';
 import { ApiError, validationError } from '../../shared/errors.ts';
 import type { Tx } from '../../shared/db.ts';
 import type { Reply, Req } from './context.ts';
+import { allowBulkStatement } from './leads-bulk.ts';
 
 type Params = ActionParams<'leads', 'import'>;
 type Field = (typeof IMPORT_FIELDS)[number];
@@ -27,12 +28,6 @@ interface ValidRow {
   row: number;
   fields: Record<string, unknown>;
 }
-
-/**
- * The import statement's own timeout: 10,000 rows with their triggers take seconds, not the
- * milliseconds the per-request timeout (DB_STATEMENT_TIMEOUT_MS) is sized for.
- */
-const IMPORT_TIMEOUT_MS = 60_000;
 
 const FIELDS = new Set<string>(IMPORT_FIELDS);
 const INTEGER_FIELDS = new Set(['conversation_id', 'primary_lead_id']);
@@ -206,7 +201,7 @@ export async function importLeads(tx: Tx, p: Params, _req: Req): Promise<Reply> 
   if (valid.length > 0) {
     // The rows travel as one JSON text parameter and come back as one: no per-row round trip
     // and no per-row parsing by the driver.
-    await tx`select set_config('statement_timeout', ${String(IMPORT_TIMEOUT_MS)}, true)`;
+    await allowBulkStatement(tx);
     // A dry run writes for real (every trigger and check runs) inside a savepoint it then rolls
     // back, so its report is exactly what the import would do.
     if (p.dryRun) await tx`savepoint import_dry_run`;
