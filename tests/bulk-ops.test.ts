@@ -2,7 +2,7 @@
 // stale expectCount, versions, history, rollups, owner moves, erasure, and a 100k-lead export.
 import { parse } from 'csv-parse/sync';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, call, createAgent, createLeads, createUser, handler, type TestUser } from './helpers.ts';
+import { adminSql, call, createAgent, createLeads, createUser, handler, post, type TestUser } from './helpers.ts';
 
 let owner: TestUser, other: TestUser, admin: TestUser;
 let otherAgent: string;
@@ -120,13 +120,7 @@ describe('leads/bulk-delete', () => {
 });
 
 async function exportText(token: string, data: Record<string, unknown>) {
-  const res = await handler(
-    new Request('http://localhost/functions/v1/api', {
-      method: 'POST',
-      body: JSON.stringify({ resource: 'leads', action: 'export', data }),
-      headers: { authorization: `Bearer ${token}` },
-    }),
-  );
+  const res = await post(handler, token, { resource: 'leads', action: 'export', data });
   return { res, text: await res.text() };
 }
 

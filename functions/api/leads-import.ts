@@ -5,6 +5,7 @@
  */
 import type { ActionParams } from '../../shared/schemas.ts';
 import { IMPORT_FIELDS, ImportRowFields, LIMITS } from '../../shared/schemas.ts';
+import { LEAD_STATUSES } from '../../shared/rules.ts';
 import { parseCsv } from '../../shared/csv.ts';
 import { ApiError, validationError } from '../../shared/errors.ts';
 import type { Tx } from '../../shared/db.ts';
@@ -207,7 +208,7 @@ export async function importLeads(tx: Tx, p: Params, _req: Req): Promise<Reply> 
     if (p.dryRun) await tx`savepoint import_dry_run`;
     const [row] = await tx<{ rows: string }[]>`
       select private.import_leads(${JSON.stringify(valid)}::text::jsonb, ${p.onDuplicate}, ${importId}::uuid,
-                                  ${p.dryRun})::text as rows`;
+                                  ${p.dryRun}, ${LEAD_STATUSES[0]})::text as rows`;
     if (p.dryRun) await tx`rollback to savepoint import_dry_run`;
     written = JSON.parse(row.rows);
   }

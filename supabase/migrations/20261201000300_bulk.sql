@@ -157,11 +157,12 @@ create trigger leads_record_created after insert on public.leads
       other the same way: a later row is the lead of the earliest row it shares a key with.
     The owners' locks are taken exclusive (sorted, so two imports cannot deadlock) before the
     match, so a concurrent create or import of the same person makes one lead.
+    A created lead without a status gets p_default_status (what `create` gives: shared/rules.ts).
     p_dry_run only reports leadId null for created rows: the function writes as usual, and the
     api runs a dry run inside a savepoint it rolls back (triggers included, nothing stays).
     Returns a jsonb array of `{ row, leadId, outcome, code?, message?, field? }` in input order. */
 create or replace function private.import_leads(p_rows jsonb, p_on_duplicate text, p_import_id uuid,
-                                                p_dry_run boolean)
+                                                p_dry_run boolean, p_default_status text)
 returns jsonb
 language plpgsql volatile security invoker
 set search_path = ''
@@ -264,7 +265,7 @@ begin
     insert into public.leads (agent_id, name, email, phone, status, priority, budget, timeline, address, notes,
                               assigned_to, conversation_id, primary_lead_id, is_decision_maker,
                               preferred_contact_method, preferred_contact_time, metadata)
-    select r.agent_id, r.name, r.email, r.phone, coalesce(r.status, 'new'), r.priority, r.budget, r.timeline,
+    select r.agent_id, r.name, r.email, r.phone, coalesce(r.status, p_default_status), r.priority, r.budget, r.timeline,
            r.address, r.notes, r.assigned_to, r.conversation_id, r.primary_lead_id, r.is_decision_maker,
            r.preferred_contact_method, r.preferred_contact_time, r.metadata
     from (select c.ord, c.fields from creates c order by c.ord) c
@@ -330,8 +331,8 @@ begin
 end
 $$;
 
-revoke all on function private.import_leads(jsonb, text, uuid, boolean) from public, anon;
-grant execute on function private.import_leads(jsonb, text, uuid, boolean) to authenticated;
+revoke all on function private.import_leads(jsonb, text, uuid, boolean, text) from public, anon;
+grant execute on function private.import_leads(jsonb, text, uuid, boolean, text) to authenticated;
 
 -- ---------------------------------------------------------------------------------------------
 -- Export and filter selections
