@@ -56,6 +56,30 @@ describe('createApiClient', () => {
     expect(await client.leads.delete(lead.id)).toMatchObject({ success: true, id: lead.id });
   });
 
+  it('covers the bulk methods: import, export (a Response), bulkUpdate, bulkDelete', async () => {
+    const client = clientWith(alice.token);
+    const imported = await client.leads.import({
+      format: 'csv',
+      csv: 'name,email\nBulk One,bulk1@typed.test\n"Bulk, Two",bulk2@typed.test\n',
+      agent_id: small,
+    });
+    expect(imported).toMatchObject({ created: 2, failed: 0, columns: ['name', 'email'] });
+    const ids = imported.rows.map((r) => r.leadId!);
+    const res = await client.leads.export({ filters: { agentId: small } });
+    expect(res).toBeInstanceOf(Response);
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="leads-.*\.csv"$/);
+    const text = await res.text();
+    expect(text.split('\r\n')[0]).toMatch(/^id,agent_id,user_id,name,email/);
+    expect(text).toContain('"Bulk, Two"');
+    expect(await client.leads.bulkUpdate({ ids, set: { priority: 'high' } })).toEqual({ updated: 2, failed: [] });
+    const stale = await apiError(client.leads.bulkDelete({ filters: { agentId: small }, expectCount: 9 }));
+    expect(stale).toMatchObject({ code: 'CONFLICT', status: 409, details: { count: 2 } });
+    expect(await client.leads.bulkDelete({ filters: { agentId: small }, expectCount: 2 })).toEqual({
+      deleted: 2,
+      failed: [],
+    });
+  });
+
   it('covers every working-leads and sales-agents method', async () => {
     const client = clientWith(alice.token);
     const one = await client.workingLeads.add({ leadId: leads[0] });

@@ -90,9 +90,24 @@ export async function post(h: (req: Request) => Promise<Response>, token: string
       headers: { authorization: `Bearer ${token}` },
     }),
   );
+  const type = res.headers.get('content-type') ?? '';
+  if (res.status < 300 && !type.startsWith('application/json')) {
+    checkFileAnswer(body, type);
+    return res;
+  }
   const text = await res.clone().text();
   checkAnswer(body, res.status, text ? JSON.parse(text) : null);
   return res;
+}
+
+/** A success that is a file (leads/export): only an action whose spec streams may answer one, in its types. */
+function checkFileAnswer(request: unknown, type: string): void {
+  const req = request as { resource?: string; action?: string };
+  const actions = ACTIONS as unknown as Record<string, Record<string, { stream?: { contentTypes: string[] } }>>;
+  const spec = actions[String(req.resource)]?.[String(req.action)];
+  if (!spec?.stream?.contentTypes.some((t) => type.startsWith(t))) {
+    throw new Error(`${req.resource}/${req.action} answered a ${type} file, which its spec does not stream`);
+  }
 }
 
 /** The function under the real Deno binary on a free port, against the test database. */
