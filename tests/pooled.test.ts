@@ -5,7 +5,7 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../scripts/deno.mjs';
-import { adminCommand, freePort, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
+import { adminCommand, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser } from './helpers.ts';
 
@@ -44,12 +44,10 @@ beforeAll(async () => {
   // No skip when PgBouncer is missing or refuses to start: this throws and the file fails.
   bouncer = await startPgBouncer({ databaseUrl, poolSize: POOL_SIZE });
   const env = pooledApiEnv({ databaseUrl: bouncer.url, secret: LOCAL_JWT_SECRET, poolMax: POOL_MAX });
-  const ports: number[] = [];
-  while (ports.length < INSTANCES) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
-  instances = await Promise.all(ports.map((port) => startApi({ port, env, quiet: true })));
+  // Port 0: each instance gets a port from the OS, distinct and free.
+  instances = await Promise.all(
+    Array.from({ length: INSTANCES }, () => startApi({ port: 0, env, quiet: true })),
+  );
 }, 60_000);
 
 afterAll(async () => {
