@@ -16,22 +16,17 @@ import {
   manyLeads,
   startTestApi,
   type TestUser,
+  world,
 } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let aliceAgent: string, bobAgent: string;
-let aliceLeads: number[];
+const { alice, bob, admin } = await world({ alice: { leads: 3 }, bob: { agents: 1 }, admin: { admin: true } });
+const [aliceAgent] = alice.agents;
+const [bobAgent] = bob.agents;
+const aliceLeads = alice.leads;
 
 const sa = (token: string, action: string, data?: object) => call(token, { resource: 'sales-agents', action, data });
 const wl = (token: string, action: string, data?: object) => call(token, { resource: 'working-leads', action, data });
 const users = (token: string, data?: object) => call(token, { resource: 'users', action: 'list', data });
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  aliceAgent = await createAgent(alice);
-  bobAgent = await createAgent(bob);
-  aliceLeads = await createLeads(aliceAgent, alice, manyLeads(3));
-});
 
 afterAll(async () => {
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id}, ${admin.id})`;

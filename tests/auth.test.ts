@@ -13,7 +13,7 @@ import { createVerifier } from '../shared/auth.ts';
 import { ApiError } from '../shared/errors.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { LISTENING, root } from '../scripts/deno.mjs';
-import { createAgent, createUser, databaseUrl, db, post, type TestUser } from './helpers.ts';
+import { databaseUrl, db, post, world } from './helpers.ts';
 
 const JWKS_PATH = '/auth/v1/.well-known/jwks.json';
 const list = { resource: 'leads', action: 'list' };
@@ -90,7 +90,7 @@ async function outcome(p: Promise<{ sub: string }>): Promise<string> {
   }
 }
 
-let user: TestUser;
+const { user } = await world({ user: { agents: 1 } });
 let es1: SigningKey;
 let es2: SigningKey;
 let rs1: SigningKey;
@@ -99,8 +99,6 @@ const servers: JwksServer[] = [];
 const ownDbs: HandlerDeps['db'][] = [];
 
 beforeAll(async () => {
-  user = await createUser();
-  await createAgent(user);
   [es1, es2, rs1, stranger] = await Promise.all([
     signingKey('ES256', 'es-1'),
     signingKey('ES256', 'es-2'),

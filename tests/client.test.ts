@@ -3,12 +3,21 @@ import { createClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiError, createApiClient } from '../shared/client.ts';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, manyLeads, startTestApi, type TestUser } from './helpers.ts';
+import { adminSql, manyLeads, startTestApi, world } from './helpers.ts';
 
 let api: { url: string; stop: () => Promise<void> };
-let alice: TestUser, bob: TestUser;
-let agent: string, small: string;
-let leads: number[], bobLead: number;
+const { alice, bob } = await world({
+  alice: {
+    agents: [
+      { createdAt: new Date('2020-01-01'), leads: manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })) },
+      { max: 1 },
+    ],
+  },
+  bob: { leads: [{ name: 'Bob' }] },
+});
+const [agent, small] = alice.agents;
+const leads = alice.leads;
+const [bobLead] = bob.leads;
 
 const clientWith = (token: string): ApiClient =>
   createApiClient(createClient(api.url, 'anon-key', {
@@ -28,12 +37,6 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
 
 beforeAll(async () => {
   api = await startTestApi();
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice, { createdAt: new Date('2020-01-01') });
-  small = await createAgent(alice, { max: 1 });
-  leads = await createLeads(agent, alice, manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })));
-  const bobAgent = await createAgent(bob);
-  [bobLead] = await createLeads(bobAgent, bob, [{ name: 'Bob' }]);
 });
 
 afterAll(async () => {

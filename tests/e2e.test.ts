@@ -2,11 +2,12 @@
 // through @supabase/supabase-js's functions.invoke.
 import { createClient, FunctionsHttpError, type SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, createAgent, createLeads, createUser, startTestApi, type TestUser } from './helpers.ts';
+import { adminSql, startTestApi, type TestUser, world } from './helpers.ts';
 
 let api: { url: string; stop: () => Promise<void> };
-let alice: TestUser, bob: TestUser;
-let agent: string, leadId: number;
+const { alice, bob } = await world({ alice: { leads: [{ name: 'Over the wire', status: 'qualified' }] }, bob: {} });
+const [agent] = alice.agents;
+const [leadId] = alice.leads;
 
 const clientFor = (user: TestUser): SupabaseClient =>
   createClient(api.url, 'anon-key-not-used-by-the-api', {
@@ -16,9 +17,6 @@ const clientFor = (user: TestUser): SupabaseClient =>
 
 beforeAll(async () => {
   api = await startTestApi();
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice);
-  [leadId] = await createLeads(agent, alice, [{ name: 'Over the wire', status: 'qualified' }]);
 });
 
 afterAll(async () => {

@@ -13,20 +13,15 @@ import {
   claimsOf,
   createAgent,
   createLeads,
-  createUser,
   databaseUrl,
   startTestApi,
   type TestUser,
+  world,
 } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser;
-let agent: string, bobAgent: string;
-
-beforeAll(async () => {
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice, { max: 3 });
-  bobAgent = await createAgent(bob);
-});
+const { alice, bob } = await world({ alice: { agents: [{ max: 3 }] }, bob: { agents: 1 } });
+const [agent] = alice.agents;
+const [bobAgent] = bob.agents;
 
 const keyed = (token: string, key: string, body: unknown) => call(token, body, { headers: { 'Idempotency-Key': key } });
 const leadCount = async (agentId: string) =>
