@@ -14,8 +14,8 @@ import {
   createLeads,
   createUser,
   manyLeads,
-  startTestApi,
   type TestUser,
+  useTestApi,
   world,
 } from './helpers.ts';
 
@@ -399,13 +399,7 @@ describe('straight in SQL as authenticated (the Data API)', () => {
 });
 
 describe('typed client under Deno (what the dashboard calls)', () => {
-  let api: { url: string; stop: () => Promise<void> };
-  beforeAll(async () => {
-    api = await startTestApi();
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = useTestApi();
   const clientWith = (token: string) =>
     createApiClient(createClient(api.url, 'anon-key', {
       global: { headers: { Authorization: `Bearer ${token}` } },

@@ -1,11 +1,11 @@
 // The typed client's whole surface, end to end: supabase-js → real Deno → real Postgres.
 import { createClient } from '@supabase/supabase-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiError, createApiClient } from '../shared/client.ts';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql, manyLeads, startTestApi, world } from './helpers.ts';
+import { adminSql, manyLeads, useTestApi, world } from './helpers.ts';
 
-let api: { url: string; stop: () => Promise<void> };
+const api = useTestApi();
 const { alice, bob } = await world({
   alice: {
     agents: [
@@ -35,12 +35,7 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
   throw new Error('expected the call to fail');
 }
 
-beforeAll(async () => {
-  api = await startTestApi();
-});
-
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id})`;
 });
 

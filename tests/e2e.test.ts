@@ -1,10 +1,10 @@
 // End to end: the function under the real Deno runtime, called the way a frontend does,
 // through @supabase/supabase-js's functions.invoke.
 import { createClient, FunctionsHttpError, type SupabaseClient } from '@supabase/supabase-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, startTestApi, type TestUser, world } from './helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminSql, type TestUser, useTestApi, world } from './helpers.ts';
 
-let api: { url: string; stop: () => Promise<void> };
+const api = useTestApi();
 const { alice, bob } = await world({ alice: { leads: [{ name: 'Over the wire', status: 'qualified' }] }, bob: {} });
 const [agent] = alice.agents;
 const [leadId] = alice.leads;
@@ -15,12 +15,7 @@ const clientFor = (user: TestUser): SupabaseClient =>
     auth: { persistSession: false, autoRefreshToken: false },
   });
 
-beforeAll(async () => {
-  api = await startTestApi();
-});
-
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.agents where id = ${agent}`;
 });
 

@@ -1,7 +1,7 @@
 /** Fixtures and a direct caller for the handler: real Postgres, real JWTs, no mocks. */
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
@@ -166,6 +166,24 @@ export const startTestApi = (): Promise<{ url: string; stop: () => Promise<void>
     env: { DATABASE_URL: databaseUrl, JWT_SECRET: LOCAL_JWT_SECRET },
     quiet: true,
   });
+
+/** The function under Deno for the enclosing describe block (or file): started before its tests,
+ * stopped after them. `url` is readable once the tests run. */
+export function useTestApi(): { readonly url: string } {
+  let api: { url: string; stop: () => Promise<void> } | undefined;
+  beforeAll(async () => {
+    api = await startTestApi();
+  });
+  afterAll(async () => {
+    await api?.stop();
+  });
+  return {
+    get url() {
+      if (!api) throw new Error('useTestApi(): the api is not started yet (read url inside a test)');
+      return api.url;
+    },
+  };
+}
 
 /** Calls the handler in-process with a JSON body (or a raw string) and the caller's token. */
 export async function call(token: string | null, body: unknown, init: RequestInit = {}): Promise<ApiResult> {
