@@ -1,11 +1,9 @@
 // The "without the function" side of the benchmark: the same handler code and SQL (role switch
-// included) on postgres.js, in a plain Deno script, with no HTTP, JWT check or validation.
+// included) on postgres.js, in a plain Deno script, with no HTTP or JWT check.
 // Usage: deno run -A bench/direct.ts <mode> <concurrency> <seconds>   (context JSON on stdin)
 import postgres from 'postgres';
 import { createDb } from '../shared/db.ts';
-import { ROUTES } from '../functions/api/router.ts';
-import type { Route } from '../functions/api/context.ts';
-import { requestHash, runIdempotent } from '../functions/api/idempotency.ts';
+import { dispatch } from '../functions/api/router.ts';
 import type { Claims } from '../shared/auth.ts';
 import { WORKLOADS } from './workloads.mjs';
 
@@ -20,7 +18,7 @@ const input = JSON.parse(await new Response(Deno.stdin.readable).text()) as Benc
 const concurrency = Number(conc);
 const db = createDb({ url: input.url, max: Number(Deno.env.get('DB_POOL_MAX') ?? 10) });
 const claims = { sub: input.sub, role: 'authenticated', app_metadata: {} } as Claims;
-const ctx: { db: ReturnType<typeof createDb>; claims: Claims } = { db, claims };
+const ctx = { db, claims };
 
 /** One call of the chosen mode: a workload by name, or one of the stats comparisons. */
 let call: (conn: number, n: number) => Promise<unknown>;
@@ -45,17 +43,9 @@ if (mode === 'stats-owner') {
   const workload = WORKLOADS.find((w) => w.name === mode);
   if (!workload) throw new Error(`no workload ${mode}`);
   call = (conn, n) => {
-    const body = workload.body(input, conn, n) as { resource: string; action: string; id?: number; data?: unknown };
-    const routes: Record<string, Record<string, Route>> = ROUTES;
-    const route = routes[body.resource][body.action];
-    const run = async (c: typeof ctx) => {
-      const reply = await route.run(c, body.data ?? {}, body.id ?? 0);
-      return { status: reply.status ?? route.spec.status, data: reply.data };
-    };
-    // A keyed workload: a fresh key per call, as the typed client sends.
-    return workload.key
-      ? requestHash({ ...body, id: body.id, data: body.data }).then((h) => runIdempotent(ctx, crypto.randomUUID(), h, run))
-      : run(ctx);
+    // The router's own dispatch (validation, scope, transaction); a keyed workload gets a fresh
+    // key per call, as the typed client sends.
+    return dispatch({ ...ctx, idempotencyKey: workload.key ? crypto.randomUUID() : null }, workload.body(input, conn, n));
   };
 }
 

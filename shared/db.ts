@@ -52,6 +52,8 @@ export interface AsUserOptions {
    * a failed switch aborts the transaction before they can do anything.
    */
   first?: (tx: Tx) => Promise<unknown>[];
+  /** `begin read only`, as PostgREST runs GET requests: a read can never write by mistake. */
+  readOnly?: boolean;
 }
 
 export function createDb(config: DbConfig): Db {
@@ -116,7 +118,7 @@ export function createDb(config: DbConfig): Db {
     const guarded = guardClosed(tx, () => lost);
     try {
       const [, [settings], ...first] = await Promise.all([
-        tx.unsafe('begin', [], { onexecute } as postgres.UnsafeQueryOptions),
+        tx.unsafe(options.readOnly ? 'begin read only' : 'begin', [], { onexecute } as postgres.UnsafeQueryOptions),
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
                   set_config('app.admin_mode', ${scope.adminMode ? 'on' : 'off'}, true),

@@ -373,8 +373,19 @@ export interface ActionSpec {
   response: z.ZodType;
   status: 200 | 201;
   summary: string;
-  /** A write: accepts an Idempotency-Key (see functions/api/idempotency.ts); reads ignore it. */
+  /**
+   * A write: runs read-write and accepts an Idempotency-Key (see functions/api/idempotency.ts).
+   * Reads run in a read-only transaction, as the Data API runs GETs, and ignore the key.
+   */
   write?: boolean;
+  /** `agent`: acts as one agent (`agentId`, else the caller's first); admin mode must name it. */
+  acts?: 'caller' | 'agent';
+  /**
+   * `request` (default): the router opens the request's one transaction and hands it to the
+   * handler. `none`: the handler opens short transactions itself (streaming, outbound calls);
+   * such an action ignores an Idempotency-Key.
+   */
+  tx?: 'request' | 'none';
 }
 const spec = <S extends ActionSpec>(s: S) => s;
 
@@ -436,6 +447,7 @@ export const ACTIONS = {
   },
   'working-leads': {
     list: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingListInput,
       response: WorkingListOutput,
@@ -443,6 +455,7 @@ export const ACTIONS = {
       summary: "The acting agent's working set",
     }),
     add: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingAddInput,
       response: WorkingAddOutput,
@@ -451,6 +464,7 @@ export const ACTIONS = {
       write: true,
     }),
     remove: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: WorkingRemoveOutput,
@@ -459,6 +473,7 @@ export const ACTIONS = {
       write: true,
     }),
     mute: spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingMuteInput,
       response: MuteOutput,
@@ -467,6 +482,7 @@ export const ACTIONS = {
       write: true,
     }),
     'mute-status': spec({
+      acts: 'agent',
       id: 'none',
       data: WorkingLeadInput,
       response: MuteOutput,
@@ -476,6 +492,7 @@ export const ACTIONS = {
   },
   'sales-agents': {
     current: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: CurrentAgentOutput,
@@ -490,6 +507,7 @@ export const ACTIONS = {
       summary: 'Agents the caller may use',
     }),
     quota: spec({
+      acts: 'agent',
       id: 'none',
       data: ActingAgentInput,
       response: Quota,

@@ -3,7 +3,7 @@ import type { ActionName, ActionParams, LeadEventT, LeadT } from '../../shared/s
 import { encodeHistoryCursor, LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
 import { ApiError, notFound, validationError } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Reply, Req } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
 
@@ -36,19 +36,16 @@ function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date 
             ${search ?? null}::text, ${since ?? null}::timestamptz, ${userId ?? null}::uuid`;
 }
 
-async function stats(ctx: Ctx, p: Params<'stats'>): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
+async function stats(tx: Tx, p: Params<'stats'>, req: Req): Promise<Reply> {
   const f = p.filters ?? {};
-  const [row] = await ctx.db.asUser(
-    scope,
-    (tx) => tx<{ stats: unknown }[]>`select public.lead_totals(${filterArgs(tx, f, userId, sinceOf(f))}) as stats`,
-  );
+  const [row] = await tx<{ stats: unknown }[]>`
+    select public.lead_totals(${filterArgs(tx, f, req.userId, sinceOf(f))}) as stats`;
   return { data: { stats: row.stats } };
 }
 
 function listing(summary: boolean) {
-  return async (ctx: Ctx, p: Params<'all'>): Promise<Reply> => {
-    const { scope, userId } = accessFor(ctx, p);
+  return async (tx: Tx, p: Params<'all'>, req: Req): Promise<Reply> => {
+    const { userId } = req;
     const f = p.filters ?? {};
     if (p.cursor !== undefined && p.offset > 0) {
       throw validationError('cursor and offset exclude each other', [
@@ -59,23 +56,21 @@ function listing(summary: boolean) {
     const bound = { f, userId: userId ?? null, admin: p.adminMode ?? false, summary };
     const after = p.cursor === undefined ? undefined : decodeCursor(p.cursor, bound);
     const since = after ? after.since ?? undefined : sinceOf(f)?.toISOString();
-    const [row] = await ctx.db.asUser(scope, (tx) => {
-      const args = filterArgs(tx, f, userId, since);
-      const json = summary ? leadSummaryJson(tx) : leadJson(tx);
-      const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
-      // One row more than the page tells whether there is a next page. Every row carries the
-      // total; an empty page is one row with a null lead (id null).
-      const page = tx`select x.total, (x.lead).*, row_number() over () as k from public.lead_page(${args},
+    const args = filterArgs(tx, f, userId, since);
+    const json = summary ? leadSummaryJson(tx) : leadJson(tx);
+    const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
+    // One row more than the page tells whether there is a next page. Every row carries the
+    // total; an empty page is one row with a null lead (id null).
+    const page = tx`select x.total, (x.lead).*, row_number() over () as k from public.lead_page(${args},
                         ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
                         ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
-      return tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
+    const [row] = await tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
         with page as materialized (${page})
         select (select max(l.total) from page l) as count,
                coalesce((select json_agg(${json} order by l.k) from page l ${join}
                          where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
                (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
                 where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})) as last`;
-    });
     const nextCursor = row.last
       ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
       : null;
@@ -84,16 +79,10 @@ function listing(summary: boolean) {
   };
 }
 
-async function get(ctx: Ctx, p: Params<'get'>, id: number): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(
-    scope,
-    (tx) =>
-      tx<{ lead: unknown }[]>`select ${
-        leadJson(tx)
-      } as lead from public.leads l join public.agents a on a.id = l.agent_id
-       where l.id = ${id}`,
-  );
+async function get(tx: Tx, _p: Params<'get'>, _req: Req, id: number): Promise<Reply> {
+  const [row] = await tx<{ lead: unknown }[]>`
+    select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+    where l.id = ${id}`;
   if (!row) throw notFound('Lead');
   return { data: { lead: row.lead } };
 }
@@ -114,22 +103,19 @@ function columnsOf(tx: Tx, p: Record<string, unknown>): Record<string, unknown> 
  * the owner's email and phone keys and probes for a duplicate (race-safe; see the migration): it
  * raises LAD09 (409 DUPLICATE_LEAD), or skips the insert and names the lead in app.duplicate_of.
  */
-async function create(ctx: Ctx, p: Params<'create'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.userId ?? p.user_id });
-  return await ctx.db.asUser(scope, async (tx) => {
-    if (p.onDuplicate !== 'allow') await tx`select set_config('app.on_duplicate', ${p.onDuplicate}, true)`;
-    const cols = columnsOf(tx, { status: 'new', ...p, user_id: p.userId ?? p.user_id });
-    const [row] = await tx<{ lead: LeadT }[]>`
-      with l as (insert into public.leads ${tx(cols)} returning *)
-      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
-    if (row) return { data: { lead: row.lead } };
-    // A separate statement: the duplicate may have been committed after the insert's snapshot.
-    const [existing] = await tx<{ lead: LeadT }[]>`
-      select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
-      where l.id = nullif(current_setting('app.duplicate_of', true), '')::bigint`;
-    if (!existing) throw new Error('create inserted no lead and named no duplicate');
-    return { data: { lead: existing.lead, duplicate: true }, status: 200 };
-  });
+async function create(tx: Tx, p: Params<'create'>, req: Req): Promise<Reply> {
+  if (p.onDuplicate !== 'allow') await tx`select set_config('app.on_duplicate', ${p.onDuplicate}, true)`;
+  const cols = columnsOf(tx, { status: 'new', ...p, user_id: req.userId });
+  const [row] = await tx<{ lead: LeadT }[]>`
+    with l as (insert into public.leads ${tx(cols)} returning *)
+    select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
+  if (row) return { data: { lead: row.lead } };
+  // A separate statement: the duplicate may have been committed after the insert's snapshot.
+  const [existing] = await tx<{ lead: LeadT }[]>`
+    select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+    where l.id = nullif(current_setting('app.duplicate_of', true), '')::bigint`;
+  if (!existing) throw new Error('create inserted no lead and named no duplicate');
+  return { data: { lead: existing.lead, duplicate: true }, status: 200 };
 }
 
 /**
@@ -137,33 +123,26 @@ async function create(ctx: Ctx, p: Params<'create'>): Promise<Reply> {
  * commits first makes it match nothing), so a stale version never overwrites. Only on a miss is
  * the lead read again: 409 with it as it is now, or 404.
  */
-async function update(ctx: Ctx, p: Params<'update'>, id: number): Promise<Reply> {
-  const { scope } = accessFor(ctx, { adminMode: p.adminMode, userId: p.user_id });
-  return await ctx.db.asUser(scope, async (tx) => {
-    const sameVersion = p.ifVersion === undefined ? tx`` : tx`and version = ${p.ifVersion}`;
-    const [row] = await tx<{ lead: LeadT }[]>`
-      with l as (update public.leads set ${tx(columnsOf(tx, p))} where id = ${id} ${sameVersion} returning *)
-      select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
-    if (row) return { data: { lead: row.lead } };
-    if (p.ifVersion === undefined) throw notFound('Lead');
-    const [current] = await tx<{ lead: LeadT }[]>`
-      select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
-      where l.id = ${id}`;
-    if (!current) throw notFound('Lead');
-    throw new ApiError(
-      'CONFLICT',
-      `Lead ${id} is at version ${current.lead.version}, not ${p.ifVersion}; nothing was changed`,
-      { current: current.lead },
-    );
-  });
+async function update(tx: Tx, p: Params<'update'>, _req: Req, id: number): Promise<Reply> {
+  const sameVersion = p.ifVersion === undefined ? tx`` : tx`and version = ${p.ifVersion}`;
+  const [row] = await tx<{ lead: LeadT }[]>`
+    with l as (update public.leads set ${tx(columnsOf(tx, p))} where id = ${id} ${sameVersion} returning *)
+    select ${leadJson(tx)} as lead from l join public.agents a on a.id = l.agent_id`;
+  if (row) return { data: { lead: row.lead } };
+  if (p.ifVersion === undefined) throw notFound('Lead');
+  const [current] = await tx<{ lead: LeadT }[]>`
+    select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
+    where l.id = ${id}`;
+  if (!current) throw notFound('Lead');
+  throw new ApiError(
+    'CONFLICT',
+    `Lead ${id} is at version ${current.lead.version}, not ${p.ifVersion}; nothing was changed`,
+    { current: current.lead },
+  );
 }
 
-async function remove(ctx: Ctx, p: Params<'delete'>, id: number): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(
-    scope,
-    (tx) => tx<{ id: string }[]>`delete from public.leads where id = ${id} returning id`,
-  );
+async function remove(tx: Tx, _p: Params<'delete'>, _req: Req, id: number): Promise<Reply> {
+  const [row] = await tx<{ id: string }[]>`delete from public.leads where id = ${id} returning id`;
   if (!row) throw notFound('Lead');
   return { data: { success: true, message: `Lead ${id} deleted`, id } };
 }
@@ -173,18 +152,15 @@ async function remove(ctx: Ctx, p: Params<'delete'>, id: number): Promise<Reply>
  * lead's events while the caller can see it; a deleted lead's only in admin mode); 404 when the
  * lead is invisible and none of its events is readable.
  */
-async function history(ctx: Ctx, p: Params<'history'>, id: number): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) => {
-    const before = p.cursor === undefined ? tx`` : tx`and e.id < ${p.cursor}`;
-    return tx<{ visible: boolean; events: LeadEventT[] }[]>`
+async function history(tx: Tx, p: Params<'history'>, _req: Req, id: number): Promise<Reply> {
+  const before = p.cursor === undefined ? tx`` : tx`and e.id < ${p.cursor}`;
+  const [row] = await tx<{ visible: boolean; events: LeadEventT[] }[]>`
       select exists (select 1 from public.leads l where l.id = ${id}) as visible,
              coalesce((select json_agg(page.j order by page.id desc) from (
                select ${leadEventJson(tx)} as j, e.id from public.lead_events e
                where e.lead_id = ${id} ${before}
                order by e.id desc
                limit ${p.limit + 1}) page), '[]'::json) as events`;
-  });
   // A page after the first has readable events behind it, so only a first page decides 404.
   if (!row.visible && row.events.length === 0 && p.cursor === undefined) throw notFound('Lead');
   const more = row.events.length > p.limit;

@@ -1,18 +1,22 @@
-/** From a request body to a handler: parse, find the action's route, dispatch. */
+/**
+ * From a request body to a handler: parse, find the action's route, validate, decide the scope,
+ * and run the handler in the request's one transaction (read-only for reads, under the
+ * Idempotency-Key for keyed writes). Handlers never open transactions of their own.
+ */
 import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } from '../../shared/schemas.ts';
 import { validationError } from '../../shared/errors.ts';
-import { action, type Ctx, issuesOf, type Route } from './context.ts';
+import { access, action, type Ctx, issuesOf, type Route } from './context.ts';
 import { leadsHandlers as leads } from './leads.ts';
 import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
-import { auditHandlers as audit } from './audit.ts';
-import { type Answer, checkKey, requestHash, runIdempotent } from './idempotency.ts';
+import { type AdminModeRequest, adminModeRequest, auditHandlers as audit } from './audit.ts';
+import { type Answer, checkKey, requestHash, runKeyed } from './idempotency.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
  * handler's parameters are typed by the schema that validates them, and an action without a
- * handler does not compile. (bench/direct.ts runs them without HTTP.)
+ * handler does not compile.
  */
 export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
   leads: {
@@ -62,37 +66,19 @@ export interface Routed {
   adminMode?: AdminModeRequest;
 }
 
-/** What an audit entry records of the request, read from the raw body (it may be invalid). */
-export interface AdminModeRequest {
-  resource: string;
-  action: string;
-  targetId: string | null;
-  userId: string | null;
-}
-
-const textOf = (v: unknown): string | null =>
-  typeof v === 'string' ? v.slice(0, 200) : typeof v === 'number' ? String(v) : null;
-
-function adminModeRequest(body: unknown): AdminModeRequest | undefined {
-  if (body === null || typeof body !== 'object') return undefined;
-  const b = body as Record<string, unknown>;
-  const data = b.data as Record<string, unknown> | null | undefined;
-  if (data === null || typeof data !== 'object' || data.adminMode !== true) return undefined;
-  return {
-    resource: textOf(b.resource) ?? '',
-    action: textOf(b.action) ?? '',
-    targetId: textOf(b.id) ?? textOf(data.leadId) ?? textOf(data.agentId),
-    userId: textOf(data.userId),
-  };
-}
-
-export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<Answer> {
+/** The request envelope, from a JSON body (`POST /functions/v1/api`). */
+export function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<Answer> {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw validationError('Body is not valid JSON', [{ path: '', message: 'expected a JSON object' }]);
   }
+  return dispatch(ctx, body, routed);
+}
+
+/** An envelope already parsed from JSON (the REST door and bench/direct.ts build them). */
+export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}): Promise<Answer> {
   routed.adminMode = adminModeRequest(body);
   const top = RequestBody.safeParse(body);
   if (!top.success) throw validationError('Invalid request', issuesOf(top.error, ''));
@@ -112,9 +98,10 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promis
     ]);
   }
   routed.action = name;
+  const { spec } = found;
 
   let leadId = 0;
-  if (found.spec.id === 'required') {
+  if (spec.id === 'required') {
     const parsed = LeadIdInput.safeParse(id);
     if (!parsed.success) throw validationError('Invalid id', issuesOf(parsed.error, 'id'));
     leadId = parsed.data;
@@ -122,15 +109,24 @@ export async function route(ctx: Ctx, text: string, routed: Routed = {}): Promis
     throw validationError('Invalid request', [{ path: 'id', message: `${resource}/${name} takes no id` }]);
   }
 
-  const run = async (ctx: Ctx) => {
-    const reply = await found.run(ctx, data ?? {}, leadId);
-    return { status: reply.status ?? found.spec.status, data: reply.data };
-  };
-  // Reads ignore the key; a write with one runs under it.
-  if (found.spec.write && ctx.idempotencyKey != null) {
-    const key = checkKey(ctx.idempotencyKey);
-    return runIdempotent(ctx, key, await requestHash({ resource, action: name, id, data }), run);
+  const params = found.parse(data ?? {});
+  const { scope, req } = access(spec, ctx, params);
+  const readOnly = !spec.write;
+
+  if (found.withRun) {
+    const reply = await found.withRun((work) => ctx.db.asUser(scope, work, { readOnly }), params, req, leadId);
+    return { status: reply.status ?? spec.status, body: { success: true, data: reply.data }, replayed: false };
   }
-  const { status, data: out } = await run(ctx);
+  const handler = found.inTx!;
+  const run = async (tx: Parameters<typeof handler>[0]) => {
+    const reply = await handler(tx, params, req, leadId);
+    return { status: reply.status ?? spec.status, data: reply.data };
+  };
+  // Reads ignore the key; a write with one runs under it, in the same transaction.
+  if (spec.write && ctx.idempotencyKey != null) {
+    const key = checkKey(ctx.idempotencyKey);
+    return runKeyed(ctx.db, scope, key, await requestHash({ resource, action: name, id, data }), run);
+  }
+  const { status, data: out } = await ctx.db.asUser(scope, run, { readOnly });
   return { status, body: { success: true, data: out }, replayed: false };
 }

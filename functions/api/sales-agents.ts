@@ -5,104 +5,81 @@
  */
 import type { ActionParams } from '../../shared/schemas.ts';
 import { notFound, validationError } from '../../shared/errors.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Tx } from '../../shared/db.ts';
+import type { Reply, Req } from './context.ts';
 import { agentJson } from './projections.ts';
-import { actingAccess, actingAgent, agentNotFound } from './acting-agent.ts';
+import { actingAgent, agentNotFound } from './acting-agent.ts';
 
 type SParams<A extends 'current' | 'list' | 'quota' | 'by-lead' | 'create' | 'update' | 'delete'> = ActionParams<
   'sales-agents',
   A
 >;
 
-async function current(ctx: Ctx, p: SParams<'current'>): Promise<Reply> {
-  const { scope } = actingAccess(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{
-      agent: unknown;
-    }[]>`
-    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, ctx, p.agentId)}`);
+async function current(tx: Tx, p: SParams<'current'>, req: Req): Promise<Reply> {
+  const [row] = await tx<{ agent: unknown }[]>`
+    select ${agentJson(tx)} as agent from public.agents a where a.id = ${actingAgent(tx, req, p.agentId)}`;
   if (!row) throw agentNotFound();
   return { data: { agent: row.agent } };
 }
 
-async function agents(ctx: Ctx, p: SParams<'list'>): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{ agents: unknown[] }[]>`
+async function agents(tx: Tx, _p: SParams<'list'>, req: Req): Promise<Reply> {
+  const [row] = await tx<{ agents: unknown[] }[]>`
     select coalesce(json_agg(${agentJson(tx)} order by a.created_at, a.id), '[]'::json) as agents
     from public.agents a
-    where ${userId ? tx`a.user_id = ${userId}::uuid` : tx`true`}`);
+    where ${req.userId ? tx`a.user_id = ${req.userId}::uuid` : tx`true`}`;
   return { data: { agents: row.agents } };
 }
 
-async function quota(ctx: Ctx, p: SParams<'quota'>): Promise<Reply> {
-  const { scope } = actingAccess(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{ quota: unknown }[]>`
-    select public.agent_quota(${actingAgent(tx, ctx, p.agentId)}) as quota`);
+async function quota(tx: Tx, p: SParams<'quota'>, req: Req): Promise<Reply> {
+  const [row] = await tx<{ quota: unknown }[]>`
+    select public.agent_quota(${actingAgent(tx, req, p.agentId)}) as quota`;
   if (!row.quota) throw agentNotFound();
   return { data: row.quota };
 }
 
-async function byLead(ctx: Ctx, p: SParams<'by-lead'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{
-      visible: boolean;
-      agents: unknown[];
-    }[]>`
+async function byLead(tx: Tx, p: SParams<'by-lead'>): Promise<Reply> {
+  const [row] = await tx<{ visible: boolean; agents: unknown[] }[]>`
     select exists (select 1 from public.leads l where l.id = ${p.leadId}) as visible,
            coalesce((select json_agg(${agentJson(tx)} order by a.created_at, a.id)
                      from public.working_leads w join public.agents a on a.id = w.agent_id
-                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`);
+                     where w.lead_id = ${p.leadId}), '[]'::json) as agents`;
   if (!row.visible) throw notFound('Lead');
   return { data: { agents: row.agents } };
 }
 
-async function create(ctx: Ctx, p: SParams<'create'>): Promise<Reply> {
-  const { scope, userId } = accessFor(ctx, p);
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{ agent: unknown }[]>`
+async function create(tx: Tx, p: SParams<'create'>, req: Req): Promise<Reply> {
+  const [row] = await tx<{ agent: unknown }[]>`
     insert into public.agents as a (user_id, name, email, phone)
-    values (${userId ?? ctx.claims.sub}::uuid, ${p.name}, ${p.email ?? null}, ${p.phone ?? null})
+    values (${req.userId ?? req.claims.sub}::uuid, ${p.name}, ${p.email ?? null}, ${p.phone ?? null})
     returning ${agentJson(tx)} as agent`.catch((err) => {
-      // The only foreign key here is the owner: an admin named a user who does not exist.
-      if (err?.code === '23503') {
-        throw validationError('No such user', [{ path: 'data.userId', message: 'no such user' }]);
-      }
-      throw err;
-    }));
+    // The only foreign key here is the owner: an admin named a user who does not exist.
+    if (err?.code === '23503') {
+      throw validationError('No such user', [{ path: 'data.userId', message: 'no such user' }]);
+    }
+    throw err;
+  });
   return { data: { agent: row.agent } };
 }
 
-async function update(ctx: Ctx, p: SParams<'update'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+async function update(tx: Tx, p: SParams<'update'>): Promise<Reply> {
   const changes = Object.fromEntries(
     (['name', 'email', 'phone'] as const).filter((k) => p[k] !== undefined).map((k) => [k, p[k]]),
   );
-  const agent = await ctx.db.asUser(scope, async (tx) => {
-    if (p.maxWorkingLeads !== undefined) {
-      // Refuses (403) anyone but an internal admin in admin mode; false: no such agent.
-      const [q] = await tx`select private.set_agent_quota(${p.agentId}, ${p.maxWorkingLeads}) as found`;
-      if (!q.found) return null;
-    }
-    const [row] = Object.keys(changes).length
-      ? await tx`update public.agents a set ${tx(changes)} where a.id = ${p.agentId} returning ${
-        agentJson(tx)
-      } as agent`
-      : await tx`select ${agentJson(tx)} as agent from public.agents a where a.id = ${p.agentId}`;
-    return row?.agent ?? null;
-  });
-  if (!agent) throw agentNotFound();
-  return { data: { agent } };
+  if (p.maxWorkingLeads !== undefined) {
+    // Refuses (403) anyone but an internal admin in admin mode; false: no such agent.
+    const [q] = await tx`select private.set_agent_quota(${p.agentId}, ${p.maxWorkingLeads}) as found`;
+    if (!q.found) throw agentNotFound();
+  }
+  const [row] = Object.keys(changes).length
+    ? await tx`update public.agents a set ${tx(changes)} where a.id = ${p.agentId} returning ${agentJson(tx)} as agent`
+    : await tx`select ${agentJson(tx)} as agent from public.agents a where a.id = ${p.agentId}`;
+  if (!row) throw agentNotFound();
+  return { data: { agent: row.agent } };
 }
 
-async function remove(ctx: Ctx, p: SParams<'delete'>): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+async function remove(tx: Tx, p: SParams<'delete'>): Promise<Reply> {
   // An agent that still has leads is refused by the database (LC409, a 409 CONFLICT).
-  const rows = await ctx.db.asUser(scope, (tx) =>
-    tx<{ id: string }[]>`
-    delete from public.agents a where a.id = ${p.agentId} returning a.id`);
+  const rows = await tx<{ id: string }[]>`delete from public.agents a where a.id = ${p.agentId} returning a.id`;
   if (!rows.length) throw agentNotFound();
   return { data: { agentId: rows[0].id, deleted: true } };
 }

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import type { ActionParams } from '../../shared/schemas.ts';
 import { validationError } from '../../shared/errors.ts';
 import { decodeOpaque, encodeOpaque } from '../../shared/opaque.ts';
-import { accessFor, type Ctx, type Reply } from './context.ts';
+import type { Tx } from '../../shared/db.ts';
+import type { Reply } from './context.ts';
 
 type UParams = ActionParams<'users', 'list'>;
 interface UserRow {
@@ -27,18 +28,14 @@ function decodeCursor(cursor: string): [string, string] {
   throw validationError('Invalid cursor', [{ path: 'data.cursor', message: 'not a cursor from users/list' }]);
 }
 
-async function list(ctx: Ctx, p: UParams): Promise<Reply> {
-  const { scope } = accessFor(ctx, p);
+async function list(tx: Tx, p: UParams): Promise<Reply> {
   const [afterEmail, afterId] = p.cursor === undefined ? [null, null] : decodeCursor(p.cursor);
   // One row more than asked for tells whether there is a next page.
-  const [row] = await ctx.db.asUser(scope, (tx) =>
-    tx<{
-      users: UserRow[];
-    }[]>`
+  const [row] = await tx<{ users: UserRow[] }[]>`
     select coalesce(json_agg(json_build_object('id', u.id, 'email', u.email, 'agentCount', u.agent_count,
                                                'leadCount', u.lead_count)
                              order by coalesce(u.email, ''), u.id), '[]'::json) as users
-    from private.list_users(${p.searchTerm ?? null}, ${afterEmail}, ${afterId}::uuid, ${p.limit + 1}) u`);
+    from private.list_users(${p.searchTerm ?? null}, ${afterEmail}, ${afterId}::uuid, ${p.limit + 1}) u`;
   const users = row.users.slice(0, p.limit);
   const nextCursor = row.users.length > p.limit ? encodeCursor(users[users.length - 1]) : null;
   return { data: { users, nextCursor } };
