@@ -112,10 +112,11 @@ export async function world<S extends Record<string, UserSpec>>(spec: S): Promis
   const users = await Promise.all(names.map((n) => createUser({ admin: spec[n].admin })));
   const made = {} as { [K in keyof S]: WorldUser };
   for (const [i, name] of names.entries()) {
-    const { agents = spec[name].leads === undefined && spec[name].working === undefined ? 0 : 1, leads, working } =
-      spec[name];
+    const { leads, working } = spec[name];
+    const shorthand = leads !== undefined || working !== undefined;
+    const agents = spec[name].agents ?? (shorthand ? 1 : 0);
     const specs: AgentSpec[] = typeof agents === 'number' ? Array.from({ length: agents }, () => ({})) : [...agents];
-    if (leads !== undefined || working !== undefined) {
+    if (shorthand) {
       if (!specs.length) throw new Error(`world(): ${name} has leads but no agent to hold them`);
       if (specs[0].leads !== undefined || specs[0].working !== undefined) {
         throw new Error(`world(): ${name}'s first agent's leads are given twice`);
@@ -129,6 +130,7 @@ export async function world<S extends Record<string, UserSpec>>(spec: S): Promis
       const agent = await createAgent(user, a);
       const seeds = typeof a.leads === 'number' ? manyLeads(a.leads) : a.leads ?? [];
       const leadIds = await createLeads(agent, user, seeds);
+      if ((a.working ?? 0) > leadIds.length) throw new Error(`world(): ${name} works more leads than it has`);
       const work = leadIds.slice(0, a.working ?? 0);
       if (work.length) {
         await adminSql`insert into public.working_leads (agent_id, lead_id)
