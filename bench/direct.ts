@@ -31,10 +31,16 @@ if (mode === 'stats-owner') {
             count(*) filter (where status = 'qualified') as qualified,
             count(*) filter (where status = 'converted') as converted
           from public.leads where agent_id = any(${owner.array(input.agents)}::text[])`;
+} else if (mode === 'floor') {
+  // The floor: a one-statement request's three round trips with `select 1`, through the same pool.
+  call = () => db.asUser({ claims, adminMode: false }, (tx) => tx`select 1`, { readOnly: true });
 } else if (mode === 'stats-naive') {
   // What a naive api does: fetch the leads (as the user, RLS on) and count in JavaScript.
   call = async () => {
-    const rows = await db.asUser({ claims, adminMode: false }, (tx) => tx<{ status: string }[]>`select * from public.leads`);
+    const rows = await db.asUser(
+      { claims, adminMode: false },
+      (tx) => tx<{ status: string }[]>`select * from public.leads`,
+    );
     const by = { new: 0, contacted: 0, qualified: 0, converted: 0 } as Record<string, number>;
     for (const r of rows) if (r.status in by) by[r.status]++;
     return { total: rows.length, by };
@@ -45,7 +51,10 @@ if (mode === 'stats-owner') {
   call = (conn, n) => {
     // The router's own dispatch (validation, scope, transaction); a keyed workload gets a fresh
     // key per call, as the typed client sends.
-    return dispatch({ ...ctx, idempotencyKey: workload.key ? crypto.randomUUID() : null }, workload.body(input, conn, n));
+    return dispatch(
+      { ...ctx, idempotencyKey: workload.key ? crypto.randomUUID() : null },
+      workload.body(input, conn, n),
+    );
   };
 }
 

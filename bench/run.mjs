@@ -14,9 +14,10 @@ import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { DENO_SERVE_ARGS, denoBin, root, startApi } from '../scripts/deno.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
-import { workingSetPrefill, WORKLOADS } from './workloads.mjs';
+import { RATE_LIMITS_OFF, workingSetPrefill, WORKLOADS } from './workloads.mjs';
 import { driveWrk } from './wrk.mjs';
-import { runPooled, writePooledSection } from './pooled.mjs';
+import { runPooled } from './pooled.mjs';
+import { ensureBin, writeSections } from './sections.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = [1, 32];
@@ -59,14 +60,10 @@ async function resetWorkingSet() {
             on conflict do nothing`;
 }
 
-// wrk: installed from Debian's packages when missing (root only), as the README says.
-if (spawnSync('wrk', ['--version']).error) {
-  log('wrk not found; installing it with apt-get…');
-  execFileSync('sh', [
-    '-c',
-    'apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)',
-  ]);
-}
+// wrk and pgbench: installed from Debian's packages when missing (root only), as the README says.
+const wrkBin = ensureBin('wrk', 'wrk', log);
+if (!wrkBin) throw new Error('wrk is required: apt-get install wrk');
+const pgbenchBin = ensureBin('pgbench', 'postgresql-contrib', log) ?? ensureBin('pgbench', 'postgresql', log);
 
 // --- the function -----------------------------------------------------------------------------
 const token = await signToken({ sub: BIG_USER, expiresIn: '2h' });
@@ -76,13 +73,13 @@ const pooledSection = () => runPooled({ url, token, context, seconds: SECONDS, l
 if (POOLED_ONLY) {
   const section = await pooledSection();
   console.log(section);
-  writePooledSection(join(root, 'BENCHMARKS.md'), section);
+  writeSections(join(root, 'BENCHMARKS.md'), { pooled: section });
   await sql.end();
   if (pg) await pg.stop();
   process.exit(0);
 }
 // The pool size BENCHMARKS.md was measured with (the function's default is 3).
-const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
+const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10', ...RATE_LIMITS_OFF };
 const api = await startApi({ port: API_PORT, env, quiet: true });
 
 /** Drives the function with wrk (bench/wrk.mjs): one thread per stream, 1 at c=1, 2 at c=32. */
@@ -96,13 +93,20 @@ function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
     env: { ...process.env, ...extraEnv },
     maxBuffer: 64 * 1024 * 1024,
   });
-  if (out.status !== 0) throw new Error(`direct ${mode}: ${out.stderr}`);
-  return JSON.parse(out.stdout.toString().trim().split('\n').pop());
+  // A failed run is a row that says so, never a crashed benchmark.
+  try {
+    if (out.status !== 0) throw new Error(String(out.stderr).slice(-300));
+    return JSON.parse(out.stdout.toString().trim().split('\n').pop());
+  } catch (err) {
+    log(`direct ${mode} c=${concurrency} failed: ${err.message}`);
+    return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
+  }
 }
 
 // --- pgbench, from the statements the direct path actually sends -------------------------------
-const hasPgbench = spawnSync('pgbench', ['--version']).status === 0;
+const hasPgbench = Boolean(pgbenchBin);
 function pgbenchScript(workload) {
+  if (workload.name === FLOOR) return { script: FLOOR_SCRIPT, vars: [] };
   const seen = viaDirect(workload.name, 1, 1, { CAPTURE: '1' }); // the statements of one call, as JSON
   const vars = [];
   const body = workload.body(context, 0, 1);
@@ -126,7 +130,7 @@ function viaPgbench(workload, clients) {
     const { script, vars } = pgbenchScript(workload);
     writeFileSync(join(dir, 'w.sql'), script);
     const u = new URL(url);
-    const run = spawnSync('pgbench', [
+    const run = spawnSync(pgbenchBin, [
       '-n',
       '-M',
       'prepared',
@@ -165,20 +169,40 @@ function viaPgbench(workload, clients) {
 }
 
 // --- run -----------------------------------------------------------------------------------------
+// The floor: a one-statement request's three round trips ([BEGIN + role switch], `select 1`,
+// COMMIT) through the same pool, the physical limit every action is read against. Direct and
+// pgbench only: the function has no action that does nothing.
+const FLOOR = 'floor (select 1, 3 round trips)';
+const FLOOR_SCRIPT = [
+  'begin read only;',
+  `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{"sub":"${BIG_USER}","role":"authenticated"}', true);`,
+  'select 1;',
+  'commit;',
+].join('\n');
 const rows = [];
-const READS = new Set(['leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
-for (const workload of WORKLOADS.filter((w) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(w.name))) {
+const READS = new Set([FLOOR, 'leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
+const only = process.env.BENCH_ONLY?.split(',');
+const failed = (err) => {
+  log(`  run failed: ${err.message}`);
+  return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
+};
+for (const workload of [{ name: FLOOR }, ...WORKLOADS].filter((w) => !only || only.includes(w.name))) {
   for (const c of CONCURRENCY) {
-    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    await viaFunction(workload, c, 1); // warm-up
-    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    const fn = await viaFunction(workload, c);
-    if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    const direct = viaDirect(workload.name, c);
+    let fn = null;
+    if (workload.name !== FLOOR) {
+      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+      await viaFunction(workload, c, 1).catch(failed); // warm-up
+      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+      fn = await viaFunction(workload, c).catch(failed);
+      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
+    }
+    const direct = viaDirect(workload.name === FLOOR ? 'floor' : workload.name, c);
     const bench = hasPgbench && READS.has(workload.name) ? viaPgbench(workload, c) : null;
     rows.push({ workload: workload.name, c, fn, direct, bench });
     log(
-      `${workload.name} c=${c}: function ${fn.rps.toFixed(0)}/s p50 ${fn.p50}ms; direct ${direct.rps.toFixed(0)}/s` +
+      `${workload.name} c=${c}: function ${fn ? fn.rps.toFixed(0) : '–'}/s p50 ${fn?.p50}ms; direct ${
+        direct.rps.toFixed(0)
+      }/s` +
         (bench?.rps ? `; pgbench ${bench.rps.toFixed(0)}/s` : bench?.error ? `; pgbench ${bench.error}` : ''),
     );
   }
@@ -212,7 +236,7 @@ for (let i = 0; i < 10; i++) {
   let exited = false;
   child.once('exit', () => (exited = true));
   for (;;) {
-    if (exited || performance.now() - t0 > 10_000) throw new Error('cold start: the api did not come up');
+    if (exited || performance.now() - t0 > 10_000) break; // counted as 10 s, never a crash
     const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}` },
@@ -231,17 +255,19 @@ const coldStart = (coldStarts[4] + coldStarts[5]) / 2;
 
 // --- report --------------------------------------------------------------------------------------
 const f0 = (n) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
-const f1 = (n) => (n === undefined ? '–' : n.toFixed(n < 10 ? 2 : 1));
+const f1 = (n) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(n < 10 ? 2 : 1));
+const pct = (a, b) => (a && b && Number.isFinite(a / b) ? `${Math.round((100 * a) / b)}%` : '–');
+const at = (name, c) => rows.find((r) => r.workload === name && r.c === c);
+const rate = (r) => (r?.failed ? 'failed' : `${f0(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''}`);
 const table = [
-  '| workload | c | function req/s | p50 ms | p99 ms | direct req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | function / direct |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| workload | c | function req/s | p50 ms | p99 ms | direct req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | function / direct | / get (function) | / floor (direct) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map(({ workload, c, fn, direct, bench }) =>
-    `| ${workload} | ${c} | ${f0(fn.rps)}${fn.errors ? ` (${fn.errors} errors)` : ''} | ${f1(fn.p50)} | ${
-      f1(fn.p99)
-    } | ` +
-    `${f0(direct.rps)} | ${f1(direct.p50)} | ${f1(direct.p99)} | ` +
+    `| ${workload} | ${c} | ${fn ? rate(fn) : '–'} | ${f1(fn?.p50)} | ${f1(fn?.p99)} | ` +
+    `${rate(direct)} | ${f1(direct.p50)} | ${f1(direct.p99)} | ` +
     `${bench?.rps ? f0(bench.rps) : bench?.error ? 'n/a' : '–'} | ${f1(bench?.p50)} | ${f1(bench?.p99)} | ` +
-    `${Math.round((100 * fn.rps) / direct.rps)}% |`
+    `${pct(fn?.rps, direct.rps)} | ${pct(fn?.rps, at('leads.get', c)?.fn?.rps)} | ` +
+    `${pct(fn ? fn.rps : direct.rps, at(FLOOR, c)?.direct?.rps)} |`
   ),
 ].join('\n');
 const extras = [
@@ -263,12 +289,16 @@ const machine =
   }, ${SECONDS} s per run, ` +
   `pool of 10 connections on both sides, run on ${new Date().toISOString().slice(0, 10)} in ` +
   `${Math.round((Date.now() - started) / 1000)} s`;
-const report = `# Benchmarks
+const report = `## Main table
 
-\`npm run bench\` — 1,000,000 leads (1,000 users × 900, plus one account with 100,000 leads over 5 agents);
-every workload as that large account. **function**: the api under Deno over HTTP, driven by wrk from a
-separate process. **direct**: the same handler code and SQL (role switch included) on postgres.js in a plain
-Deno script. **pgbench**: the statements the direct path sends, as a pgbench script (\`-M prepared\`).
+\`npm run bench\` — 2,010,000 leads (1,000 users × 900, one account with 100,000 leads over 5 agents, and the
+scale curve's 10k and 1M accounts); every workload as the 100k account. **function**: the api under Deno over
+HTTP, driven by wrk from a separate process. **direct**: the same handler code and SQL (role switch included)
+on postgres.js in a plain Deno script. **pgbench**: the statements the direct path sends, as a pgbench script
+(\`-M prepared\`). **floor**: the three round trips of a one-statement request with \`select 1\`, through the
+same pool; "/ floor" is each row's throughput (function, or direct for the floor itself) over the floor's
+direct throughput at the same concurrency. "errors" counts non-2xx answers and socket errors; a failed run
+says "failed" and the bench goes on.
 
 ${machine}.
 
@@ -278,10 +308,15 @@ ${extras}
 `;
 console.log(report);
 if (!process.env.BENCH_ONLY) {
-  writeFileSync(join(root, 'BENCHMARKS.md'), report);
-  const section = await pooledSection();
-  console.log(section);
-  writePooledSection(join(root, 'BENCHMARKS.md'), section);
+  const pooled = await pooledSection().catch((err) => `## Pooled\n\nThe pooled run failed: ${err.message}\n`);
+  console.log(pooled);
+  // A full run: the file is rewritten with this run's sections only (bench/scale.mjs adds its own).
+  writeSections(join(root, 'BENCHMARKS.md'), { main: report, pooled }, { fresh: true });
+} else {
+  // A partial run replaces only its own section: the full table stays as the last full run wrote it.
+  writeSections(join(root, 'BENCHMARKS.md'), {
+    partial: `## Partial run: \`BENCH_ONLY=${process.env.BENCH_ONLY}\`\n\n${machine}.\n\n${table}\n`,
+  });
 }
 await sql.end();
 if (pg) await pg.stop();

@@ -36,7 +36,8 @@ await sql`vacuum analyze`;
 
 const token = await signToken({ sub: USER, expiresIn: '2h' });
 const api = await startApi({
-  port: 24431, quiet: true,
+  port: 24431,
+  quiet: true,
   env: { DATABASE_URL: pg.url, JWT_SECRET: LOCAL_JWT_SECRET, DB_CONNECT_TIMEOUT_S: '2' },
 });
 const endpoint = `${api.url}/functions/v1/api`;

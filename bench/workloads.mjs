@@ -106,3 +106,22 @@ export const WORKLOADS = [
     }),
   },
 ];
+
+/** The function's environment with rate limiting off (every budget 0), as the rows above measure. */
+export const RATE_LIMITS_OFF = {
+  RATE_LIMIT_READS_PER_MINUTE: '0',
+  RATE_LIMIT_WRITES_PER_MINUTE: '0',
+  RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0',
+  RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0',
+};
+
+/**
+ * The cost of rate limiting (bench/rate-limit.mjs): `get` and `create` at c=32 with every budget
+ * so large it is never hit, against the same with limiting off.
+ */
+export const RATE_LIMIT_ROWS = {
+  workloads: ['leads.get', 'leads.create'],
+  connections: 32,
+  off: RATE_LIMITS_OFF,
+  on: { RATE_LIMIT_READS_PER_MINUTE: '100000000', RATE_LIMIT_WRITES_PER_MINUTE: '100000000' },
+};

@@ -20,6 +20,13 @@ $$;
 create schema if not exists auth;
 create schema if not exists extensions;
 grant usage on schema public, auth, extensions to anon, authenticated, service_role;
+-- Hosted Supabase's default privileges: whatever the migration role creates in `public` is granted
+-- to the API roles (service_role included), unless a migration revokes it. Set here too, so the
+-- tests see what a user would see on hosted (20261201000100_protection.sql revokes them for anon
+-- and authenticated).
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 
 create table if not exists auth.users (
   id uuid primary key,

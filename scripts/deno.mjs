@@ -1,5 +1,5 @@
 // Runs the api under the real Deno binary from the npm package `deno`, offline: deno.json's
-// nodeModulesDir "manual" makes it resolve npm: imports from node_modules.
+// Deno resolves npm: imports from node_modules here because package.json is present (manual is Deno's default then).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

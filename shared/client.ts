@@ -79,6 +79,10 @@ export interface RetryOptions {
   sleep?: (ms: number) => Promise<void>;
   /** A number in [0, 1) for the jitter (default Math.random). */
   random?: () => number;
+  /** A 429 asking to wait longer than this (ms, default 60,000) is not retried but thrown. */
+  maxRetryAfterMs?: number;
+  /** Told before each wait (the dashboard shows a 429 as "slow down, retrying in N s"). */
+  onRetry?: (retry: { error: ApiError; attempt: number; delayMs: number }) => void;
 }
 
 /** Per call: a write's Idempotency-Key (default: a fresh uuid per call, kept across its retries). */
@@ -86,8 +90,18 @@ export interface CallOptions {
   idempotencyKey?: string;
 }
 
-/** Only these may succeed on a later try; a 4xx is the caller's to fix, so it is never retried. */
-const RETRYABLE = new Set(['SERVICE_UNAVAILABLE', 'FETCH_ERROR']);
+/**
+ * Only these may succeed on a later try; any other 4xx is the caller's to fix, so it is never
+ * retried. A 429 is retried after the Retry-After it names (a write keeps its key, so a retry
+ * never writes twice).
+ */
+const RETRYABLE = new Set(['SERVICE_UNAVAILABLE', 'FETCH_ERROR', 'RATE_LIMITED']);
+
+/** The wait a 429 asks for, in ms: `details.retryAfter` (seconds, as Retry-After says). */
+const retryAfterMs = (err: ApiError): number | undefined => {
+  const s = (err.details as { retryAfter?: unknown } | undefined)?.retryAfter;
+  return typeof s === 'number' && s >= 0 ? s * 1000 : undefined;
+};
 
 const isWrite = (resource: string, action: string): boolean => {
   const actions = (ACTIONS as Record<string, Record<string, { write?: boolean }>>)[resource];
@@ -103,6 +117,8 @@ export function createApiClient(
   const baseDelayMs = options.retry?.baseDelayMs ?? 200;
   const sleep = options.retry?.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const random = options.retry?.random ?? Math.random;
+  const maxRetryAfterMs = options.retry?.maxRetryAfterMs ?? 60_000;
+  const onRetry = options.retry?.onRetry;
 
   /** Any action by name; the methods below are this with the names filled in. */
   async function invoke<R extends Resource, A extends ActionName<R>>(
@@ -123,8 +139,13 @@ export function createApiClient(
       if (error) {
         const err = await fromInvokeError(error);
         if (attempt >= tries || !RETRYABLE.has(String(err.code))) throw err;
-        // Exponential backoff with full jitter, so retrying clients do not arrive in step.
-        await sleep(Math.round(baseDelayMs * 2 ** (attempt - 1) * (0.5 + random() / 2)));
+        // A 429 waits what it asks for; otherwise exponential backoff with full jitter, so
+        // retrying clients do not arrive in step.
+        const asked = err.code === 'RATE_LIMITED' ? retryAfterMs(err) ?? baseDelayMs : undefined;
+        if (asked !== undefined && asked > maxRetryAfterMs) throw err;
+        const delayMs = asked ?? Math.round(baseDelayMs * 2 ** (attempt - 1) * (0.5 + random() / 2));
+        onRetry?.({ error: err, attempt, delayMs });
+        await sleep(delayMs);
         continue;
       }
       const body = data as { success?: boolean; data?: unknown } | null;

@@ -44,6 +44,11 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
       leadId: Number(detail?.leadId),
     });
   },
+  // An argument outside the api's limits (a Data API caller; the api validates before calling).
+  LA400: (e) =>
+    new ApiError('VALIDATION_ERROR', "An argument is outside the api's limits", [
+      { path: e.column_name ?? '', message: String(e.message) },
+    ]),
   LA422: (e) =>
     new ApiError('VALIDATION_ERROR', 'Invalid field value', [
       { path: `data.${e.column_name ?? 'unknown'}`, message: String(e.message) },

@@ -7,6 +7,7 @@
 import postgres from 'postgres';
 import { connectionLost, fromDatabaseError, unavailableOrInternal } from './db-errors.ts';
 import type { Claims } from './auth.ts';
+import { ApiError } from './errors.ts';
 
 export interface DbConfig {
   url: string;
@@ -54,6 +55,12 @@ export interface AsUserOptions {
   first?: (tx: Tx) => Promise<unknown>[];
   /** `begin read only`, as PostgREST runs GET requests: a read can never write by mistake. */
   readOnly?: boolean;
+  /**
+   * An autocommit statement sent before BEGIN in the same round trip (the rate limit's take): it
+   * runs as the connection's own role, and its locks end with it. Rejecting (an ApiError) aborts
+   * the request with that error; the transaction already begun is rolled back.
+   */
+  before?: (tx: Tx) => Promise<unknown>;
 }
 
 export function createDb(config: DbConfig): Db {
@@ -117,7 +124,8 @@ export function createDb(config: DbConfig): Db {
     };
     const guarded = guardClosed(tx, () => lost);
     try {
-      const [, [settings], ...first] = await Promise.all([
+      const [, , [settings], ...first] = await Promise.all([
+        options.before?.(tx),
         tx.unsafe(options.readOnly ? 'begin read only' : 'begin', [], { onexecute } as postgres.UnsafeQueryOptions),
         tx`select set_config('role', 'authenticated', true) as role,
                   set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
@@ -143,7 +151,7 @@ export function createDb(config: DbConfig): Db {
         });
       }
       // A failed role switch is a deployment fault (503 if the database went away), never a 4xx.
-      throw switched ? fromDatabaseError(err) : unavailableOrInternal(err);
+      throw switched || err instanceof ApiError ? fromDatabaseError(err) : unavailableOrInternal(err);
     } finally {
       // postgres.js has already taken a lost connection back to reconnect it; releasing it
       // again would put the dead socket on the list the next request takes from.

@@ -6,7 +6,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 const CORS_BASE: Record<string, string> = {
   'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
   'Access-Control-Allow-Methods': 'POST, OPTIONS',
-  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed',
+  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed, ratelimit-policy, ratelimit, retry-after',
   'Access-Control-Max-Age': '86400',
 };
 

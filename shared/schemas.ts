@@ -3,6 +3,7 @@
  * the typed client infers its types from them, and docs/openapi.json is generated from them.
  * No Deno or Node APIs here: a frontend bundle imports this file.
  */
+import { LIMITS } from './limits.ts';
 import { z } from 'zod';
 import { decodeOpaque, encodeOpaque } from './opaque.ts';
 
@@ -22,19 +23,8 @@ export const LEAD_EVENT_KINDS = [
   'unmuted',
 ] as const;
 
-/** Size bounds of free-form fields; a longer value is a 400 naming the field. */
-export const LIMITS = {
-  shortText: 200,
-  email: 320,
-  phone: 50,
-  notes: 10_000,
-  searchTerm: 200,
-  agentId: 100,
-  jsonBytes: 16_384,
-  jsonDepth: 10,
-  batch: 100,
-  pageSize: 100,
-} as const;
+/** Size bounds of free-form fields (a longer value is a 400 naming the field), page sizes, batches. */
+export { LIMITS };
 
 // --- building blocks ---------------------------------------------------------------------------
 
@@ -113,10 +103,10 @@ export const LeadFilters = z.strictObject({
 export const StatsFilters = LeadFilters.omit({ status: true });
 
 /** Deeper than this, a page by offset reads every row it skips: page by `cursor` instead. */
-export const MAX_OFFSET = 10_000;
+export const MAX_OFFSET = LIMITS.offset;
 export const LeadListInput = z.strictObject({
   filters: LeadFilters.optional(),
-  limit: z.number().int().min(1).max(100).default(25),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
   offset: z.number().int().min(0).max(MAX_OFFSET, `offset above ${MAX_OFFSET}: page with cursor (nextCursor) instead`)
     .default(0),
   cursor: z.string().min(1).max(1000).optional().describe(
@@ -178,8 +168,15 @@ export const Lead = LeadSummary.extend({
   agent: z.object({ id: z.string(), name: z.string(), email: z.string().nullable() }),
 });
 
+/** A search's count is exact up to this many matches; above it, `count` is this and `countCapped` true. */
+export const SEARCH_COUNT_CAP = 10_000;
 const Page = {
-  count: z.number().int().nullable(),
+  count: z.number().int().nullable().describe(
+    `exact without searchTerm; with searchTerm exact up to ${SEARCH_COUNT_CAP}, then ${SEARCH_COUNT_CAP} (see countCapped)`,
+  ),
+  countCapped: z.boolean().describe(
+    `true when a searchTerm matched more than ${SEARCH_COUNT_CAP} leads and count stopped at ${SEARCH_COUNT_CAP}`,
+  ),
   limit: z.number().int(),
   offset: z.number().int(),
   nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page'),

@@ -138,3 +138,42 @@ describe('typed client retries', () => {
     expect(seen.map((s) => s.key)).toEqual([undefined, undefined]);
   });
 });
+
+describe('429 RATE_LIMITED', () => {
+  it('waits the Retry-After the answer names, tells onRetry, keeps the key, then succeeds', async () => {
+    seen = [];
+    script = (n, res) =>
+      n === 0
+        ? envelope(res, 429, {
+          success: false,
+          error: { code: 'RATE_LIMITED', message: 'slow down', details: { retryAfter: 7, budget: 'writes', limit: 1 } },
+        })
+        : ok(res);
+    const waits: number[] = [];
+    const told: number[] = [];
+    const api = createApiClient(createClient(url, 'key', { accessToken: async () => 'token' }), {
+      retry: { sleep: async (ms) => void waits.push(ms), onRetry: ({ delayMs }) => told.push(delayMs) },
+    });
+    await api.leads.create({ agent_id: 'a', name: 'x' });
+    expect(waits).toEqual([7000]);
+    expect(told).toEqual([7000]);
+    expect(seen).toHaveLength(2);
+    expect(seen[1].key).toBe(seen[0].key);
+  });
+
+  it('throws a 429 that asks to wait longer than maxRetryAfterMs', async () => {
+    seen = [];
+    script = (_n, res) =>
+      envelope(res, 429, {
+        success: false,
+        error: { code: 'RATE_LIMITED', message: 'slow', details: { retryAfter: 600 } },
+      });
+    const api = createApiClient(createClient(url, 'key', { accessToken: async () => 'token' }), {
+      retry: { sleep: async () => {} },
+    });
+    const err = await api.leads.list().catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect([err.status, err.code]).toEqual([429, 'RATE_LIMITED']);
+    expect(seen).toHaveLength(1);
+  });
+});

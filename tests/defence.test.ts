@@ -54,12 +54,20 @@ beforeAll(async () => {
       values (tg_table_name, tg_op, current_user, (select auth.uid())::text, current_setting('app.admin_mode', true));
       return coalesce(new, old);
     end $$;
+    -- Reads run read-only, where no table can be written: there the witness is a session-level
+    -- advisory lock whose first key hashes who read, which other sessions see in pg_locks.
     create or replace function public.test_witness_read(t text) returns boolean language plpgsql volatile as $$
     begin
-      insert into public.test_witness (tbl, op, role, sub, admin_mode)
-      values (t, 'SELECT', current_user, (select auth.uid())::text, current_setting('app.admin_mode', true));
+      if current_setting('transaction_read_only') = 'on' then
+        perform pg_advisory_lock(hashtext(concat_ws(':', t, current_user, (select auth.uid())::text,
+                                                    current_setting('app.admin_mode', true))), 1);
+      else
+        insert into public.test_witness (tbl, op, role, sub, admin_mode)
+        values (t, 'SELECT', current_user, (select auth.uid())::text, current_setting('app.admin_mode', true));
+      end if;
       return false;
     end $$;
+    grant execute on function public.test_witness_read(text) to authenticated;
     drop trigger if exists test_witness on public.leads;
     create trigger test_witness after insert or update or delete on public.leads
       for each row execute function public.test_witness_row();
@@ -107,6 +115,12 @@ describe('every statement runs as the caller', () => {
       expect(ops, op).toContain(op);
     }
     for (const row of seen) expect(row).toMatchObject({ role: 'authenticated', sub: user.id, admin_mode: 'off' });
+    // The read-only reads (list, get): every witness lock names the caller, and there is one.
+    const locks = await adminSql`select distinct l.classid::int as who from pg_locks l
+      where l.locktype = 'advisory' and l.objid = 1 and l.objsubid = 2 and l.database =
+        (select oid from pg_database where datname = current_database())`;
+    const [{ expected }] = await adminSql`select hashtext(${`leads:authenticated:${user.id}:off`}) as expected`;
+    expect(locks.map((l) => l.who)).toEqual([expected]);
   });
 
   it('hands the next request a clean connection after a failed one', async () => {

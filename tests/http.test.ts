@@ -40,7 +40,7 @@ describe('methods and CORS', () => {
     expect(res.headers.get('vary')).toBeNull();
     expect(res.headers.get('access-control-allow-headers')!.split(/,\s*/)).toContain('idempotency-key');
     expect(res.headers.get('access-control-expose-headers')!.split(/,\s*/).sort())
-      .toEqual(['idempotent-replayed', 'x-request-id']);
+      .toEqual(['idempotent-replayed', 'ratelimit', 'ratelimit-policy', 'retry-after', 'x-request-id']);
   });
 
   it('with a CORS_ORIGINS list, echoes a listed Origin and gives any other none', async () => {

@@ -43,7 +43,15 @@ const serverPids = async (b: Bouncer) =>
 beforeAll(async () => {
   // No skip when PgBouncer is missing or refuses to start: this throws and the file fails.
   bouncer = await startPgBouncer({ databaseUrl, poolSize: POOL_SIZE });
-  const env = pooledApiEnv({ databaseUrl: bouncer.url, secret: LOCAL_JWT_SECRET, poolMax: POOL_MAX });
+  // Rate limits off: these tests drive one user far past a budget on purpose (the quota race),
+  // and the limiter behind the pooler has its own test (tests/rate-limit.test.ts).
+  const env = {
+    ...pooledApiEnv({ databaseUrl: bouncer.url, secret: LOCAL_JWT_SECRET, poolMax: POOL_MAX }),
+    RATE_LIMIT_READS_PER_MINUTE: '0',
+    RATE_LIMIT_WRITES_PER_MINUTE: '0',
+    RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0',
+    RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0',
+  };
   // Port 0: each instance gets a port from the OS, distinct and free.
   instances = await Promise.all(
     Array.from({ length: INSTANCES }, () => startApi({ port: 0, env, quiet: true })),

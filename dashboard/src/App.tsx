@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { deployed, supabaseAuth } from './api.ts';
+import { deployed, onSlowDown, supabaseAuth } from './api.ts';
 import { ErrorBox, Select } from './components.tsx';
 import { useDebounced } from './views/Leads.tsx';
 import { type Session, SessionContext, useSession } from './session.tsx';
@@ -68,6 +68,7 @@ export function App() {
 
   return (
     <SessionContext.Provider value={session}>
+      <SlowDownNotice />
       <header className="top">
         <strong className="brand">Leads admin</strong>
         <nav aria-label="Views">
@@ -128,4 +129,17 @@ function UserPicker({ value, onChange }: { value?: string; onChange: (id: string
       <ErrorBox error={users.error} />
     </span>
   );
+}
+
+/** While the client waits out a 429: "Slow down: too many requests, retrying in N s", counting down. */
+function SlowDownNotice() {
+  const [seconds, setSeconds] = useState(0);
+  useEffect(() => onSlowDown(setSeconds), []);
+  useEffect(() => {
+    if (seconds <= 0) return;
+    const t = setTimeout(() => setSeconds((s) => s - 1), 1000);
+    return () => clearTimeout(t);
+  }, [seconds]);
+  if (seconds <= 0) return null;
+  return <p role='status' className='notice'>Slow down: too many requests, retrying in {seconds} s</p>;
 }

@@ -10,6 +10,18 @@ export type { AgentT, LeadSummaryT, LeadT, QuotaT } from '../../shared/schemas.t
 
 export type Api = ReturnType<typeof createApiClient>;
 
+/** Who shows "slow down, retrying in N s" while the client waits out a 429 (SlowDownNotice). */
+const slowDownListeners = new Set<(seconds: number) => void>();
+export const onSlowDown = (listener: (seconds: number) => void) => {
+  slowDownListeners.add(listener);
+  return () => void slowDownListeners.delete(listener);
+};
+const retry = {
+  onRetry: ({ error, delayMs }: { error: { code: string }; delayMs: number }) => {
+    if (error.code === 'RATE_LIMITED') for (const l of slowDownListeners) l(Math.ceil(delayMs / 1000));
+  },
+};
+
 /** Deployed when built with VITE_SUPABASE_URL; otherwise the local stack of `npm start`. */
 export const deployed = Boolean(import.meta.env.VITE_SUPABASE_URL);
 
@@ -24,10 +36,10 @@ export function supabaseAuth(): SupabaseClient {
 /** A client for a token the local start script issued; the key is unused by the local api. */
 export function localApi(apiUrl: string, token: string): Api {
   const supabase = createClient(apiUrl, 'local-dev-key', { accessToken: async () => token });
-  return createApiClient(supabase);
+  return createApiClient(supabase, { retry });
 }
 
-export const deployedApi = (): Api => createApiClient(supabaseAuth());
+export const deployedApi = (): Api => createApiClient(supabaseAuth(), { retry });
 
 /** Claims of a JWT, for display only: the api and the database decide what the caller may do. */
 export function claimsOf(token: string): { sub?: string; email?: string; app_metadata?: { role?: string } } {

@@ -2,6 +2,7 @@
 import { createVerifier } from '../../shared/auth.ts';
 import { createDb } from '../../shared/db.ts';
 import type { HandlerDeps } from './handler.ts';
+import { rateLimitsFromEnv } from './rate-limit.ts';
 
 /**
  * Throws (so the function does not start) when no token key is configured: a function without
@@ -37,5 +38,6 @@ export function depsFromEnv(env: Record<string, string | undefined>): HandlerDep
     }),
     verify: createVerifier({ jwtSecret, jwks, supabaseUrl }),
     corsOrigins: env.CORS_ORIGINS || '*',
+    rateLimits: rateLimitsFromEnv(env),
   };
 }

@@ -16,6 +16,7 @@ import {
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
 import { route, type Routed } from './router.ts';
+import { limitRequest, type RateLimits } from './rate-limit.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -41,6 +42,8 @@ export interface HandlerDeps {
   corsOrigins?: string;
   /** Where failures an operator must see go (never into the response): every 5xx and every 42501. */
   logError?: (entry: FailureLog) => void;
+  /** Per-user budgets (functions/api/rate-limit.ts); none: no limit. */
+  rateLimits?: RateLimits;
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
@@ -60,6 +63,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const headers: Record<string, string> = { ...cors(req.headers.get('origin')), 'x-request-id': requestId };
     const routed: Routed = {};
     let claims: Claims | undefined;
+    let limiter: ReturnType<typeof limitRequest> | undefined;
     let response: Response;
     let outcome = 'OK';
     const log = (level: FailureLog['level'], status: number, code: string, cause: unknown) =>
@@ -85,7 +89,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       claims = await deps.verify(req.headers.get('authorization'));
       const text = await readBody(req);
       const idempotencyKey = req.headers.get('idempotency-key');
-      const answer = await route({ db: deps.db, claims, requestId, idempotencyKey }, text, routed);
+      // After the token is verified: an unauthenticated flood never reaches the database.
+      limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
+      const db = limiter?.db ?? deps.db;
+      const answer = await route({ db, claims, requestId, idempotencyKey }, text, routed);
+      Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
       response = jsonResponse(
         answer.status,
@@ -101,6 +109,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         log(apiError.status >= 500 ? 'error' : 'warn', apiError.status, String(apiError.code), cause);
       }
       outcome = String(apiError.code);
+      Object.assign(headers, limiter?.headers());
       response = failure(apiError, headers);
     }
     if (routed.adminMode && claims) {

@@ -61,12 +61,14 @@ function listing(summary: boolean) {
     const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
     // One row more than the page tells whether there is a next page. Every row carries the
     // total; an empty page is one row with a null lead (id null).
-    const page = tx`select x.total, (x.lead).*, row_number() over () as k from public.lead_page(${args},
+    const page = tx`select x.total, x.total_capped, (x.lead).*, row_number() over () as k from public.lead_page(${args},
                         ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
                         ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
-    const [row] = await tx<{ count: string | null; leads: unknown[]; last: [string, string] | null }[]>`
+    const [row] = await tx<
+      { count: string | null; capped: boolean; leads: unknown[]; last: [string, string] | null }[]
+    >`
         with page as materialized (${page})
-        select (select max(l.total) from page l) as count,
+        select (select max(l.total) from page l) as count, (select bool_or(l.total_capped) from page l) as capped,
                coalesce((select json_agg(${json} order by l.k) from page l ${join}
                          where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
                (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
@@ -75,7 +77,9 @@ function listing(summary: boolean) {
       ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
       : null;
     const count = row.count === null ? null : Number(row.count);
-    return { data: { leads: row.leads, count, limit: p.limit, offset: p.offset, nextCursor } };
+    // A search counts up to SEARCH_COUNT_CAP matches; more are reported as the cap, capped.
+    const countCapped = count !== null && row.capped === true;
+    return { data: { leads: row.leads, count, countCapped, limit: p.limit, offset: p.offset, nextCursor } };
   };
 }
 

@@ -190,7 +190,8 @@ export function Leads() {
             </button>
             <span>
               Page {cursors.length}
-              {data.count !== null && data.count !== undefined && ` · ${data.count} leads`}
+              {data.count !== null && data.count !== undefined &&
+                ` · ${data.count.toLocaleString('en-US')}${data.countCapped ? '+' : ''} leads`}
             </span>
             <button
               disabled={!nextCursor}
