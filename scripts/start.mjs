@@ -52,6 +52,8 @@ Internal admin (Ada; send "adminMode": true to see everyone's data), valid 7 day
 Try it:
   curl -s ${endpoint} -H "Authorization: Bearer ${userToken}" \\
     -H 'Content-Type: application/json' -d '{"resource":"leads","action":"list","data":{"limit":5}}'
+  or a call of seed 000's REST form (docs/rest.md):
+  curl -s ${endpoint}/v2.0/sales-agents/quota -H "Authorization: Bearer ${userToken}"
 
 Press Ctrl-C to stop.`);
 

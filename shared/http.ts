@@ -5,7 +5,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 const CORS_BASE: Record<string, string> = {
   'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
-  'Access-Control-Allow-Methods': 'POST, OPTIONS',
+  // GET and PUT: the REST door's seed calls (functions/api/rest.ts); the envelope is POST.
+  'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
   'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed, ratelimit-policy, ratelimit, retry-after',
   'Access-Control-Max-Age': '86400',
 };

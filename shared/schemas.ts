@@ -5,23 +5,15 @@
  */
 import { LIMITS } from './limits.ts';
 import { z } from 'zod';
-import { decodeOpaque, encodeOpaque } from './opaque.ts';
-
-export const LEAD_STATUSES = ['new', 'contacted', 'qualified', 'converted'] as const;
-export const LEAD_PRIORITIES = ['low', 'medium', 'high'] as const;
-export const CONTACT_METHODS = ['email', 'phone', 'sms'] as const;
-export const DATE_RANGES = ['7d', '30d', '90d', 'all'] as const;
-/** What `create` does when the owner already has a lead with this email or phone. */
-export const DUPLICATE_MODES = ['allow', 'reject', 'return'] as const;
-export const LEAD_EVENT_KINDS = [
-  'created',
-  'updated',
-  'deleted',
-  'working_added',
-  'working_removed',
-  'muted',
-  'unmuted',
-] as const;
+import { decodeOpaque, encodeOpaque, MAX_OPAQUE_LENGTH } from './opaque.ts';
+import {
+  CONTACT_METHODS,
+  DATE_RANGES,
+  DUPLICATE_MODES,
+  LEAD_EVENT_KINDS,
+  LEAD_PRIORITIES,
+  LEAD_STATUSES,
+} from './rules.ts';
 
 /** Size bounds of free-form fields (a longer value is a 400 naming the field), page sizes, batches. */
 export { LIMITS };
@@ -34,6 +26,9 @@ const text = (max: number) => z.string().max(max).refine((s) => !s.includes('\u0
 
 /** A positive id that fits a JavaScript number exactly (bigint columns, JSON numbers). */
 const safeId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** Every `cursor` input: a previous answer's `nextCursor` (shared/opaque.ts), one length limit for all. */
+const Cursor = z.string().min(1).max(MAX_OPAQUE_LENGTH);
 
 /** A lead id: a JSON number, or a numeric string as the seed's `id: string | number` allows. */
 export const LeadIdInput = z
@@ -109,7 +104,7 @@ export const LeadListInput = z.strictObject({
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
   offset: z.number().int().min(0).max(MAX_OFFSET, `offset above ${MAX_OFFSET}: page with cursor (nextCursor) instead`)
     .default(0),
-  cursor: z.string().min(1).max(1000).optional().describe(
+  cursor: Cursor.optional().describe(
     "the previous page's nextCursor; valid only with the same filters, and not with offset",
   ),
   count: z.enum(['exact', 'none']).default('exact').describe('"none": count is null and nothing is counted'),
@@ -184,12 +179,12 @@ const Page = {
 export const LeadStatsOutput = z.object({
   stats: z.object({
     total: z.number().int(),
-    by_status: z.object({
-      new: z.number().int(),
-      contacted: z.number().int(),
-      qualified: z.number().int(),
-      converted: z.number().int(),
-    }),
+    by_status: z.object(
+      Object.fromEntries(LEAD_STATUSES.map((k) => [k, z.number().int()])) as Record<
+        (typeof LEAD_STATUSES)[number],
+        z.ZodNumber
+      >,
+    ),
   }),
 });
 export const LeadAllOutput = z.object({ leads: z.array(Lead), ...Page });
@@ -201,7 +196,7 @@ export const LeadCreateOutput = z.union([LeadOutput, LeadDuplicateOutput]);
 export const LeadDeleteOutput = z.object({ success: z.literal(true), message: z.string(), id: z.number().int() });
 
 /** An opaque history cursor: the id of the last event of the previous page, base64url-encoded. */
-export const HistoryCursor = z.string().max(64).transform((s, ctx) => {
+export const HistoryCursor = Cursor.transform((s, ctx) => {
   const id = decodeHistoryCursor(s);
   if (id === undefined) {
     ctx.addIssue({ code: 'custom', message: 'is not a cursor this api returned' });
@@ -325,7 +320,7 @@ export const AgentDeleteOutput = z.object({ agentId: z.string(), deleted: z.lite
 export const UserListInput = z.strictObject({
   searchTerm: text(LIMITS.searchTerm).optional(),
   limit: z.number().int().min(1).max(100).default(25),
-  cursor: z.string().min(1).max(1000).optional(),
+  cursor: Cursor.optional().describe("the previous page's nextCursor (opaque)"),
   ...AdminOption,
 });
 export const UserSummary = z.object({
@@ -342,7 +337,7 @@ export const AuditListInput = z.strictObject({
   ...AdminOption,
   actorId: UserIdInput.optional(),
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
-  cursor: z.string().max(200).optional().describe("the previous page's nextCursor (opaque)"),
+  cursor: Cursor.optional().describe("the previous page's nextCursor (opaque)"),
 });
 export const AuditEntry = z.object({
   id: z.number().int(),

@@ -43,7 +43,7 @@ describe('supabase/', () => {
         (select count(*)::int from public.leads) as leads,
         (select count(*)::int from public.working_leads where agent_id = 'agent-dana-1') as working`;
       await sql.end();
-      expect(counts).toEqual({ agents: 3, leads: 150, working: 48 });
+      expect(counts).toEqual({ agents: 3, leads: 151, working: 48 });
     } finally {
       await adminSql.unsafe(`drop database ${name} with (force)`);
     }

@@ -7,6 +7,7 @@ import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { startApi } from '../scripts/deno.mjs';
+import { ACTIONS } from '../shared/schemas.ts';
 
 export const databaseUrl = inject('databaseUrl');
 
@@ -152,14 +153,18 @@ export interface ApiResult {
 }
 
 /** POSTs a JSON body with a bearer token to any handler, in-process. */
-export const post = (h: (req: Request) => Promise<Response>, token: string, body: unknown): Promise<Response> =>
-  h(
+export async function post(h: (req: Request) => Promise<Response>, token: string, body: unknown): Promise<Response> {
+  const res = await h(
     new Request('http://localhost/functions/v1/api', {
       method: 'POST',
       body: JSON.stringify(body),
       headers: { authorization: `Bearer ${token}` },
     }),
   );
+  const text = await res.clone().text();
+  checkAnswer(body, res.status, text ? JSON.parse(text) : null);
+  return res;
+}
 
 /** The function under the real Deno binary on a port the OS picks, against the test database. */
 export const startTestApi = (): Promise<{ url: string; stop: () => Promise<void> }> =>
@@ -201,7 +206,43 @@ export async function call(token: string | null, body: unknown, init: RequestIni
     }),
   );
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+  const parsed = text ? JSON.parse(text) : null;
+  if ((init.method ?? 'POST') === 'POST') checkAnswer(body, res.status, parsed);
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+// --- every success answer against its action's response schema --------------------------------
+
+/**
+ * Throws (failing the test) when a 2xx answer is not a success envelope whose `data` matches the
+ * response schema of the action the request named: `call` and `post` run every answer through it.
+ */
+export function checkAnswer(request: unknown, status: number, body: unknown): void {
+  if (status < 200 || status > 299) return;
+  const req = (typeof request === 'string' ? safeJson(request) : request) as Record<string, unknown> | null;
+  const resource = String(req?.resource), action = String(req?.action);
+  const actions: Record<string, Record<string, { response: import('zod').ZodType }>> = ACTIONS;
+  const spec = Object.hasOwn(actions, resource) && Object.hasOwn(actions[resource], action)
+    ? actions[resource][action]
+    : undefined;
+  if (!spec) throw new Error(`${status} answer to ${resource}/${action}, which is not in ACTIONS`);
+  const envelope = body as { success?: unknown; data?: unknown } | null;
+  if (envelope?.success !== true) throw new Error(`${status} answer to ${resource}/${action} without success: true`);
+  const checked = spec.response.safeParse(envelope.data);
+  if (!checked.success) {
+    throw new Error(
+      `${resource}/${action} answered ${status} with data its response schema refuses: ` +
+        JSON.stringify(checked.error.issues.slice(0, 5)),
+    );
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 class Rollback {

@@ -15,7 +15,7 @@ describe('methods and CORS', () => {
     const res = await handler(new Request(url, { method: 'OPTIONS' }));
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
-    expect(res.headers.get('access-control-allow-methods')).toBe('POST, OPTIONS');
+    expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, OPTIONS');
     const allowed = res.headers.get('access-control-allow-headers')!.split(/,\s*/);
     expect(allowed).toEqual(
       expect.arrayContaining(['authorization', 'x-client-info', 'apikey', 'content-type', 'x-request-id']),
@@ -62,7 +62,7 @@ describe('methods and CORS', () => {
         expect(res.headers.get('access-control-allow-origin'), `${method} ${origin}`).toBeNull();
         // The answer still varies by Origin, so a shared cache must not reuse it for a listed one.
         expect(res.headers.get('vary')).toBe('Origin');
-        expect(res.headers.get('access-control-allow-methods')).toBe('POST, OPTIONS');
+        expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, OPTIONS');
       }
     }
     // The error envelope still comes back to a listed origin (the browser lets the page read it).

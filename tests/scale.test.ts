@@ -1,4 +1,4 @@
-// Paging, counts and scale (CONTRACT.md): cursor paging, the offset cap, and counts from the
+// Paging, counts and scale (docs/api.md, "Paging"): cursor paging, the offset cap, and counts from the
 // rollup, which must equal count(*) after any mix of concurrent writes by the function and by
 // the Data API (straight SQL as `authenticated`).
 import fc from 'fast-check';
