@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { adminSql, call, createAgent, createLeads, createUser, handler, post, type TestUser } from './helpers.ts';
+import { adminSql, call, createAgent, createLeads, handler, post, type TestUser, world } from './helpers.ts';
 
 const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
   .split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| resource/action') && !/^\| *-/.test(l))
@@ -35,16 +35,14 @@ interface Target {
 let A: Target, B: Target, M: Target; // M: the admin's own data
 const tokens: Record<string, string | null> = {};
 
-async function target(user: TestUser): Promise<Target> {
-  const agent = await createAgent(user);
-  const [lead, work, spare] = await createLeads(agent, user, [{ name: 'lead' }, { name: 'work' }, { name: 'spare' }]);
-  await adminSql`insert into public.working_leads (agent_id, lead_id) values (${agent}, ${work})`;
-  return { user, agent, lead, work, spare };
-}
-
 beforeAll(async () => {
-  const [a, b, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  [A, B, M] = await Promise.all([target(a), target(b), target(admin)]);
+  // Each user one agent with three leads, `work` (first: the one in the working set), `lead` and `spare`.
+  const leads = { leads: [{ name: 'work' }, { name: 'lead' }, { name: 'spare' }], working: 1 };
+  const { a, b, admin } = await world({ a: leads, b: leads, admin: { ...leads, admin: true } });
+  [A, B, M] = [a, b, admin].map((user) => {
+    const [work, lead, spare] = user.leads;
+    return { user, agent: user.agents[0], lead, work, spare };
+  });
   const [h, p] = a.token.split('.');
   tokens.none = null;
   tokens.malformed = `${h}.${p}`;

@@ -1,14 +1,23 @@
 // The typed client's whole surface, end to end: supabase-js → real Deno → real Postgres.
 import { createClient } from '@supabase/supabase-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiError, createApiClient } from '../shared/client.ts';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, manyLeads, startTestApi, type TestUser } from './helpers.ts';
+import { adminSql, manyLeads, useTestApi, world } from './helpers.ts';
 
-let api: { url: string; stop: () => Promise<void> };
-let alice: TestUser, bob: TestUser;
-let agent: string, small: string;
-let leads: number[], bobLead: number;
+const api = useTestApi();
+const { alice, bob } = await world({
+  alice: {
+    agents: [
+      { createdAt: new Date('2020-01-01'), leads: manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })) },
+      { max: 1 },
+    ],
+  },
+  bob: { leads: [{ name: 'Bob' }] },
+});
+const [agent, small] = alice.agents;
+const leads = alice.leads;
+const [bobLead] = bob.leads;
 
 const clientWith = (token: string): ApiClient =>
   createApiClient(createClient(api.url, 'anon-key', {
@@ -26,18 +35,7 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
   throw new Error('expected the call to fail');
 }
 
-beforeAll(async () => {
-  api = await startTestApi();
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice, { createdAt: new Date('2020-01-01') });
-  small = await createAgent(alice, { max: 1 });
-  leads = await createLeads(agent, alice, manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })));
-  const bobAgent = await createAgent(bob);
-  [bobLead] = await createLeads(bobAgent, bob, [{ name: 'Bob' }]);
-});
-
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id})`;
 });
 

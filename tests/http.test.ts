@@ -1,16 +1,12 @@
 // The transport: methods, CORS, request ids, body limits, JSON and token checks.
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { call, createAgent, createUser, db, handler, type TestUser } from './helpers.ts';
+import { call, db, handler, world } from './helpers.ts';
 
-let user: TestUser;
-beforeAll(async () => {
-  user = await createUser();
-  await createAgent(user);
-});
+const { user } = await world({ user: { agents: 1 } });
 
 const url = 'http://localhost/functions/v1/api';
 
