@@ -21,6 +21,19 @@ export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { 
     update: { id: 42, data: { status: 'qualified', priority: 'high', notes: 'Spoke with decision maker' } },
     delete: { id: 42 },
     history: { id: 42, data: { limit: 25 } },
+    import: {
+      data: {
+        format: 'csv',
+        csv: 'Name,E-mail,priority\r\nJane Doe,jane@example.com,high\r\n"Doe, John",john@example.com,low\r\n',
+        mapping: { Name: 'name', 'E-mail': 'email' },
+        agent_id: 'agent-dana-1',
+        onDuplicate: 'skip',
+        dryRun: true,
+      },
+    },
+    export: { data: { filters: { status: 'qualified' }, format: 'csv' } },
+    'bulk-update': { data: { ids: [41, 42, 43], set: { status: 'contacted', priority: 'high' } } },
+    'bulk-delete': { data: { filters: { agentId: 'agent-dana-2', status: 'converted' }, expectCount: 12 } },
   },
   'working-leads': {
     list: { data: { page: 1, pageSize: 25 } },
@@ -69,6 +82,7 @@ export function buildOpenApi() {
   const requests: { $ref: string }[] = [];
   const examples: Record<string, unknown> = {};
   const okByStatus: Record<number, { $ref: string }[]> = { 200: [], 201: [] };
+  const files: Record<string, { schema: Record<string, unknown> }> = {};
 
   for (const [resource, actions] of Object.entries(ACTIONS)) {
     for (const [action, spec] of Object.entries(actions)) {
@@ -90,9 +104,14 @@ export function buildOpenApi() {
         required,
         additionalProperties: false,
       };
-      schemas[`${base}Response`] = jsonSchema(spec.response, 'output');
       requests.push({ $ref: `#/components/schemas/${base}Request` });
-      okByStatus[spec.status].push({ $ref: `#/components/schemas/${base}Response` });
+      if ('stream' in spec) {
+        // Not in the JSON envelope: documented as the 200 answer's file content types.
+        for (const type of spec.stream.contentTypes) files[type] = { schema: jsonSchema(spec.response, 'output') };
+      } else {
+        schemas[`${base}Response`] = jsonSchema(spec.response, 'output');
+        okByStatus[spec.status].push({ $ref: `#/components/schemas/${base}Response` });
+      }
       if (resource === 'working-leads' && action === 'add') okByStatus[200].push(okByStatus[201].at(-1)!);
       // onDuplicate "return" answers 200 with the existing lead.
       if (resource === 'leads' && action === 'create') okByStatus[200].push(okByStatus[201].at(-1)!);
@@ -191,9 +210,18 @@ export function buildOpenApi() {
           },
           responses: {
             200: {
-              description: 'Success',
-              headers: { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...replayed },
-              content: { 'application/json': { schema: envelope(okByStatus[200]) } },
+              description: 'Success: the JSON envelope; for leads/export alone, the file itself ' +
+                '(text/csv or application/x-ndjson, streamed, Content-Disposition: attachment; an error before ' +
+                'the first byte is still the JSON error envelope)',
+              headers: {
+                'x-request-id': { $ref: '#/components/headers/RequestId' },
+                ...replayed,
+                'Content-Disposition': {
+                  description: 'leads/export only: attachment; filename="leads-<UTC time>.csv" (or .ndjson)',
+                  schema: { type: 'string' },
+                },
+              },
+              content: { 'application/json': { schema: envelope(okByStatus[200]) }, ...files },
             },
             201: {
               description: 'Created (leads/create; working-leads/add of one new lead)',

@@ -66,10 +66,11 @@ describe('the function bundle', () => {
       )
         .map((m: { specifier: string }) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m.specifier)?.[1] ?? m.specifier),
     );
-    expect([...packages].sort()).toEqual(['@types/node', 'jose', 'postgres', 'zod']);
+    expect([...packages].sort()).toEqual(['@types/node', 'csv-parse', 'jose', 'postgres', 'zod']);
     const imports = JSON.parse(readFileSync(join(root, 'deno.json'), 'utf8')).imports;
     const deps = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).dependencies;
     // The deployed bundle and the tests must run the same versions.
     for (const pkg of ['jose', 'postgres', 'zod']) expect(imports[pkg]).toBe(`npm:${pkg}@${deps[pkg]}`);
+    expect(imports['csv-parse/sync']).toBe(`npm:csv-parse@${deps['csv-parse']}/sync`);
   });
 });

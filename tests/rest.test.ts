@@ -23,8 +23,9 @@ import {
   createUser,
   databaseUrl,
   handler,
-  startTestApi,
   type TestUser,
+  useTestApi,
+  world,
 } from './helpers.ts';
 
 /** Seed 000's calls, verbatim. */
@@ -111,9 +112,9 @@ for (const [name, schema] of Object.entries(openapi.components.schemas)) {
   ajv.addSchema(schema as object, `#/components/schemas/${name}`);
 }
 
-let api: { url: string; stop: () => Promise<void> };
-let user: TestUser;
-let agent: string;
+const api = useTestApi();
+const { user } = await world({ user: { agents: [{ max: 50 }] } });
+const [agent] = user.agents;
 const SEED_LEAD = 789012345678;
 
 /** Sends a seed request with the host replaced by the function at `base` and the caller's token. */
@@ -146,9 +147,6 @@ async function rest(
 }
 
 beforeAll(async () => {
-  api = await startTestApi();
-  user = await createUser();
-  agent = await createAgent(user, { max: 50 });
   // The seed's lead id, so its lines run unchanged; 33 others already working, so the add makes
   // the seed's example quota exactly (34 of 50).
   await adminSql`delete from public.leads where id = ${SEED_LEAD}`;
@@ -161,7 +159,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.leads where id = ${SEED_LEAD}`;
 });
 

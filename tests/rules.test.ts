@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import type { Tx } from '../shared/db.ts';
 import { MAX_OPAQUE_LENGTH } from '../shared/opaque.ts';
@@ -21,30 +21,17 @@ import {
 } from '../shared/rules.ts';
 import { ACTIONS, Agent, Lead, LEAD_FIELD_NAMES, LeadEvent, LeadStatsOutput, LeadSummary } from '../shared/schemas.ts';
 import { agentJson, leadEventJson, leadJson, leadSummaryJson, workingLeadJson } from '../functions/api/projections.ts';
-import {
-  adminSql,
-  asRole,
-  checkAnswer,
-  claimsOf,
-  createAgent,
-  createLeads,
-  createUser,
-  type TestUser,
-} from './helpers.ts';
+import { adminSql, asRole, checkAnswer, claimsOf, world } from './helpers.ts';
 
 /** Columns a caller never writes: the identity, the creation time and the trigger-kept ones. */
 const BOOKKEEPING = ['id', 'created_at', 'updated_at', 'version'];
 const sorted = (a: Iterable<string>) => [...a].sort();
 
-let alice: TestUser;
-let agent: string;
-let leadId: number;
-
-beforeAll(async () => {
-  alice = await createUser();
-  agent = await createAgent(alice);
-  [leadId] = await createLeads(agent, alice, [{ name: 'Rule Lead', email: 'rule@example.com', priority: 'high' }]);
+const { alice } = await world({
+  alice: { leads: [{ name: 'Rule Lead', email: 'rule@example.com', priority: 'high' }] },
 });
+const [agent] = alice.agents;
+const [leadId] = alice.leads;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id = ${agent}`;

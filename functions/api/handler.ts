@@ -9,13 +9,14 @@ import { ApiError } from '../../shared/errors.ts';
 import {
   corsHeaders,
   failure,
+  fileResponse,
   jsonResponse,
   readBody,
   refuseDeclaredOversize,
   requestIdOf,
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
-import { dispatch, route, type Routed } from './router.ts';
+import { dispatch, LARGEST_BODY_BYTES, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 import { limitRequest, type RateLimits } from './rate-limit.ts';
 import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
@@ -103,7 +104,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
       // A body declared too large is refused before the token is even looked at.
-      await refuseDeclaredOversize(req);
+      await refuseDeclaredOversize(req, LARGEST_BODY_BYTES);
       // The hosted dispatcher's entry (pg_cron + pg_net): its own secret, no user token.
       if (!door && req.headers.has(DISPATCH_HEADER)) {
         routed.resource = 'webhooks';
@@ -111,18 +112,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return jsonResponse(200, { success: true, data: await dispatchEntry(req, deps) }, headers);
       }
       claims = await deps.verify(req.headers.get('authorization'));
-      const text = await readBody(req);
+      const { text, bytes } = await readBody(req, LARGEST_BODY_BYTES);
       const idempotencyKey = req.headers.get('idempotency-key');
       // After the token is verified: an unauthenticated flood never reaches the database.
       limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
       const db = limiter?.db ?? deps.db;
       const ctx = { db, claims, requestId, idempotencyKey, webhooks: deps.webhooks };
       const answer = door
-        ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed)
-        : await route(ctx, text, routed);
+        ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed, bytes)
+        : await route(ctx, text, routed, bytes);
       Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
-      response = jsonResponse(
+      response = answer.file ? fileResponse(answer.file, headers) : jsonResponse(
         answer.status,
         door ? restBody(answer.status, answer.body) : answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,

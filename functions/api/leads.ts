@@ -18,7 +18,7 @@ function agentFilter(f: Omit<Filters, 'status'>): string[] | undefined {
   return f.agentIds.includes(f.agentId) ? [f.agentId] : [];
 }
 
-function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
+export function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
   const days = DATE_RANGE_DAYS[f.dateRange ?? 'all'];
   return days === null ? undefined : new Date(Date.now() - days * 86_400_000);
 }
@@ -28,7 +28,7 @@ function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
  * themselves are defined once, in SQL (private.lead_predicate and the rollup read); this only
  * turns the request into their parameters.
  */
-function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date | string | undefined) {
+export function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date | string | undefined) {
   const agents = agentFilter(f);
   const search = f.searchTerm === '' ? undefined : f.searchTerm;
   return tx`${agents ? tx.array(agents) : null}::text[], ${f.status ?? null}::text, ${f.priority ?? null}::text,
