@@ -95,7 +95,7 @@ export async function send(
     'user-agent: leads-api-webhooks/1',
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
-  const request = Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), payload]);
+  const request = Buffer.concat([new TextEncoder().encode(lines.join('\r\n') + '\r\n\r\n'), payload]);
   const key = keyOf(target);
   const deadline = Date.now() + opts.timeoutMs;
   const reused = takeIdle(key);

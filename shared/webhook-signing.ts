@@ -3,13 +3,11 @@
  * HMAC-SHA256 over `${webhook-id}.${webhook-timestamp}.${body}`, keyed with the base64 bytes after
  * `whsec_`. WebCrypto only, so the function and the dispatcher sign alike under Deno and Node.
  */
+import { fromBase64, toBase64 } from './opaque.ts';
 
 const PREFIX = 'whsec_';
 /** Random bytes in a secret: the spec asks for 24 to 64. */
 const SECRET_BYTES = 32;
-
-const toBase64 = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes));
-const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
 /** A fresh endpoint secret: `whsec_` + base64 of 32 random bytes. */
 export function generateSecret(): string {
