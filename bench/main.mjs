@@ -68,11 +68,16 @@ export async function section({ url, sql, log, seconds: SECONDS, filter, pgbench
     const seen = viaDirect(workload.name, 1, 1, { CAPTURE: '1' }); // the statements of one call, as JSON
     const vars = [];
     const body = workload.body(context, 0, 1);
-    const lines = seen.map(({ text, parameters }, s) =>
+    // From the request's BEGIN on: what comes before is postgres.js's once-per-connection type query.
+    const begin = seen.findIndex(({ text }) => /^\s*begin\b/i.test(text));
+    const lines = seen.slice(Math.max(begin, 0)).map(({ text, parameters }, s) =>
       text.replace(/\$(\d+)/g, (_, i) => {
         const v = parameters[Number(i) - 1];
         if (v === null) return 'NULL';
-        if (workload.name === 'leads.get' && v === body.id) return ':id';
+        // pgbench refuses an empty -D value ("invalid variable definition"): the empty request id.
+        if (v === '') return "''";
+        // Parameters arrive as text: the id of a get is "27", the body's 27.
+        if (workload.name === 'leads.get' && String(v) === String(body.id)) return ':id';
         const name = `s${s}p${i}`;
         vars.push(['-D', `${name}=${typeof v === 'object' ? JSON.stringify(v) : v}`]);
         return `:${name}`;
