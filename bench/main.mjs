@@ -155,7 +155,9 @@ export async function section({ url, sql, log, seconds: SECONDS, filter, pgbench
     log(`  run failed: ${err.message}`);
     return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
   };
-  for (const workload of [{ name: FLOOR }, ...WORKLOADS].filter((w) => !only || only.includes(w.name))) {
+  for (
+    const workload of [{ name: FLOOR }, ...WORKLOADS].filter((w) => !only || only.some((f) => w.name.startsWith(f)))
+  ) {
     for (const c of CONCURRENCY) {
       let fn = null;
       if (workload.name !== FLOOR) {

@@ -5,8 +5,8 @@
 // and the run goes on; a 5xx inside a section is counted in its table. Exits 0 whenever the
 // database came up.
 //   BENCH_ONLY=scale,pooled   only these sections; the file keeps every other section as it was
-//   BENCH_WORKLOADS=a,b       only these workloads inside the sections (names in main, prefixes in
-//                             scale): printed, not written, since the section would be incomplete
+//   BENCH_WORKLOADS=a,b       only the workloads whose names start with these, inside the sections:
+//                             printed, not written, since the section would be incomplete
 //   BENCH_SECONDS (default 5; the scale section's runs default to 3: BENCH_SCALE_SECONDS)
 //   BENCH_PG_PORT (default 24420): the embedded Postgres's port
 import { join } from 'node:path';

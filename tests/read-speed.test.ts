@@ -99,3 +99,38 @@ describe('lead_page by scope, walked by cursor', () => {
     expect(r.body.data.countCapped).toBe(false);
   });
 });
+
+describe('get through public.lead_get', () => {
+  it('answers exactly the Lead a create and an update returned (one shape in SQL and in projections.ts)', async () => {
+    const created = await call(alice.token, {
+      resource: 'leads',
+      action: 'create',
+      data: {
+        agent_id: a1,
+        name: 'Shape',
+        email: 'shape@example.test',
+        phone: '+1 555 0100',
+        priority: 'high',
+        budget: '1200',
+        address: { city: 'Lyon' },
+        metadata: { k: [1, 2] },
+        is_decision_maker: true,
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const lead = created.body.data.lead;
+    const got = await call(alice.token, { resource: 'leads', action: 'get', id: lead.id });
+    expect(got.status).toBe(200);
+    expect(JSON.stringify(got.body.data.lead)).toBe(JSON.stringify(lead));
+    const updated = await call(alice.token, { resource: 'leads', action: 'update', id: lead.id, data: { notes: 'n' } });
+    const again = await call(alice.token, { resource: 'leads', action: 'get', id: lead.id });
+    expect(JSON.stringify(again.body.data.lead)).toBe(JSON.stringify(updated.body.data.lead));
+  });
+
+  it("is a 404 for another user's lead and for none", async () => {
+    const [bobs] = await createLeads(b1, bob, [{ name: 'Hidden' }]);
+    expect((await call(alice.token, { resource: 'leads', action: 'get', id: bobs })).status).toBe(404);
+    expect((await call(alice.token, { resource: 'leads', action: 'get', id: 2 ** 40 })).status).toBe(404);
+    expect((await call(bob.token, { resource: 'leads', action: 'get', id: bobs })).status).toBe(200);
+  });
+});
