@@ -25,8 +25,14 @@ export function denoBin() {
 export const DENO_SERVE_ARGS = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   .scripts.serve.replace(/^exec deno /, '').split(' ');
 
+/** What serve.ts prints once it listens, with the port it got (the one asked for, or the OS's pick). */
+export const LISTENING = /api listening on http:\/\/127\.0\.0\.1:(\d+)\//;
+
 /**
- * Starts `scripts/serve.ts`; resolves once it listens. `env` is added to this process's env.
+ * Starts `scripts/serve.ts`; resolves once it listens, with the URL it listens on. `env` is added
+ * to this process's env. Port 0 lets the OS pick a port nothing listens on: tests use it, so a
+ * server cannot land on the test Postgres's port (which is below the OS's ephemeral range, see
+ * local-db.mjs `postgresPort`) or on another server's.
  * @param {{ port: number, env: Record<string, string>, quiet?: boolean }} opts
  */
 export function startApi({ port, env, quiet = false }) {
@@ -44,10 +50,11 @@ export function startApi({ port, env, quiet = false }) {
     const onData = (chunk) => {
       output += chunk;
       if (!quiet) process.stdout.write(chunk);
-      if (output.includes('api listening')) {
+      const listening = LISTENING.exec(output);
+      if (listening) {
         resolve({
           child,
-          url: `http://127.0.0.1:${port}`,
+          url: `http://127.0.0.1:${listening[1]}`,
           stop: () => stop(child),
         });
       }

@@ -20,7 +20,8 @@ Deno.serve({
   onListen: ({ port }) => console.log(`api listening on http://127.0.0.1:${port}/functions/v1/api`),
 }, (req) => {
   const { pathname } = new URL(req.url);
-  if (pathname === '/functions/v1/api' || pathname === '/functions/v1/api/') return handler(req);
+  // Like the gateway: everything under the function's URL reaches it (the REST door is at /v2.0/...).
+  if (pathname === '/functions/v1/api' || pathname.startsWith('/functions/v1/api/')) return handler(req);
   return Response.json(
     { success: false, error: { code: 'NOT_FOUND', message: `No function at ${pathname}` } },
     { status: 404 },

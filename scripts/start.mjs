@@ -3,7 +3,7 @@
 // Demo users go into a DATABASE_URL database only with `npm start -- --seed`: that database may
 // be shared or real, and demo users with known ids are not something to create there by surprise.
 import { join } from 'node:path';
-import { migrate, startEmbeddedPostgres } from './local-db.mjs';
+import { migrate, MigrationChangedError, startEmbeddedPostgres } from './local-db.mjs';
 import { root, startApi } from './deno.mjs';
 import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from './tokens.mjs';
 import { startDashboard, stopBuild } from './dashboard.mjs';
@@ -18,7 +18,16 @@ if (!databaseUrl) {
   db = await startEmbeddedPostgres({ dir: join(root, '.data', 'postgres'), port: DB_PORT });
   databaseUrl = db.url;
 }
-const applied = await migrate(databaseUrl, { seed: !process.env.DATABASE_URL || process.argv.includes('--seed') });
+let applied;
+try {
+  applied = await migrate(databaseUrl, { seed: !process.env.DATABASE_URL || process.argv.includes('--seed') });
+} catch (err) {
+  // A changed landed migration is the user's to resolve: say so plainly, without a stack trace.
+  if (!(err instanceof MigrationChangedError)) throw err;
+  console.error(`\n${err.message}\n`);
+  await db?.stop();
+  process.exit(1);
+}
 console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database schema is up to date.');
 
 // The function has no default secret: the local one is handed to it here, explicitly.
@@ -43,6 +52,8 @@ Internal admin (Ada; send "adminMode": true to see everyone's data), valid 7 day
 Try it:
   curl -s ${endpoint} -H "Authorization: Bearer ${userToken}" \\
     -H 'Content-Type: application/json' -d '{"resource":"leads","action":"list","data":{"limit":5}}'
+  or a call of seed 000's REST form (docs/rest.md):
+  curl -s ${endpoint}/v2.0/sales-agents/quota -H "Authorization: Bearer ${userToken}"
 
 Press Ctrl-C to stop.`);
 

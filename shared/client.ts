@@ -18,7 +18,7 @@ export interface InvokesFunctions {
     invoke(
       name: string,
       options: { body: Record<string, unknown>; headers?: Record<string, string> },
-    ): Promise<{ data: unknown; error: unknown }>;
+    ): Promise<{ data: unknown; error: unknown; response?: Response }>;
   };
 }
 
@@ -120,19 +120,19 @@ export function createApiClient(
   const maxRetryAfterMs = options.retry?.maxRetryAfterMs ?? 60_000;
   const onRetry = options.retry?.onRetry;
 
-  /** Any action by name; the methods below are this with the names filled in. */
-  async function invoke<R extends Resource, A extends ActionName<R>>(
+  /** One call with its retries: what `functions.invoke` answered, once it did not fail. */
+  async function send<R extends Resource, A extends ActionName<R>>(
     resource: R,
     action: A,
-    request: { id?: LeadId; data?: In<R, A> } = {},
-    call: CallOptions = {},
-  ): Promise<Out<R, A>> {
+    request: { id?: LeadId; data?: In<R, A> },
+    call: CallOptions,
+  ): Promise<{ data: unknown; response?: Response }> {
     // One key per logical write, the same on every retry: a retry of a write that did land
     // replays its answer instead of writing twice.
     const key = isWrite(resource, action) ? call.idempotencyKey ?? crypto.randomUUID() : undefined;
     const headers = key === undefined ? undefined : { 'Idempotency-Key': key };
     for (let attempt = 1;; attempt++) {
-      const { data, error } = await supabase.functions.invoke(name, {
+      const { data, error, response } = await supabase.functions.invoke(name, {
         body: { resource, action, ...request },
         ...(headers ? { headers } : {}),
       });
@@ -148,12 +148,33 @@ export function createApiClient(
         await sleep(delayMs);
         continue;
       }
-      const body = data as { success?: boolean; data?: unknown } | null;
-      if (!body || body.success !== true) {
-        throw new ApiError('INTERNAL_ERROR', 'The response is not an api envelope');
-      }
-      return body.data as Out<R, A>;
+      return { data, response };
     }
+  }
+
+  /** Any action by name; the methods below are this with the names filled in. */
+  async function invoke<R extends Resource, A extends ActionName<R>>(
+    resource: R,
+    action: A,
+    request: { id?: LeadId; data?: In<R, A> } = {},
+    call: CallOptions = {},
+  ): Promise<Out<R, A>> {
+    const { data } = await send(resource, action, request, call);
+    const body = data as { success?: boolean; data?: unknown } | null;
+    if (!body || body.success !== true) {
+      throw new ApiError('INTERNAL_ERROR', 'The response is not an api envelope');
+    }
+    return body.data as Out<R, A>;
+  }
+
+  /**
+   * leads/export: the file as a `Response` (its Content-Type and Content-Disposition included;
+   * `await res.blob()` to save it). `functions.invoke` reads the body whole before it answers; a
+   * caller that wants the stream itself POSTs to the function with fetch.
+   */
+  async function exportLeads(data?: In<'leads', 'export'>): Promise<Response> {
+    const { data: body, response } = await send('leads', 'export', { data }, {});
+    return new Response(body as BodyInit, { status: 200, headers: response?.headers });
   }
 
   function add(
@@ -181,6 +202,12 @@ export function createApiClient(
       delete: (id: LeadId, data?: In<'leads', 'delete'>, call?: CallOptions) =>
         invoke('leads', 'delete', { id, data }, call),
       history: (id: LeadId, data?: In<'leads', 'history'>) => invoke('leads', 'history', { id, data }),
+      import: (data: In<'leads', 'import'>, call?: CallOptions) => invoke('leads', 'import', { data }, call),
+      export: exportLeads,
+      bulkUpdate: (data: In<'leads', 'bulk-update'>, call?: CallOptions) =>
+        invoke('leads', 'bulk-update', { data }, call),
+      bulkDelete: (data: In<'leads', 'bulk-delete'>, call?: CallOptions) =>
+        invoke('leads', 'bulk-delete', { data }, call),
     },
     workingLeads: {
       list: (data?: In<'working-leads', 'list'>) => invoke('working-leads', 'list', { data }),

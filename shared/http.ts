@@ -5,8 +5,10 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 const CORS_BASE: Record<string, string> = {
   'Access-Control-Allow-Headers': 'authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key',
-  'Access-Control-Allow-Methods': 'POST, OPTIONS',
-  'Access-Control-Expose-Headers': 'x-request-id, idempotent-replayed, ratelimit-policy, ratelimit, retry-after',
+  // GET and PUT: the REST door's seed calls (functions/api/rest.ts); the envelope is POST.
+  'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
+  'Access-Control-Expose-Headers':
+    'x-request-id, idempotent-replayed, ratelimit-policy, ratelimit, retry-after, content-disposition',
   'Access-Control-Max-Age': '86400',
 };
 
@@ -34,6 +36,22 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
   });
 }
 
+/** A streamed file (leads/export): the one success answer that is not the JSON envelope. */
+export function fileResponse(
+  file: { body: ReadableStream<Uint8Array>; contentType: string; filename: string },
+  headers: Record<string, string>,
+): Response {
+  return new Response(file.body, {
+    status: 200,
+    headers: {
+      ...headers,
+      'Content-Type': file.contentType,
+      'Content-Disposition': `attachment; filename="${file.filename}"`,
+      'Cache-Control': 'no-store',
+    },
+  });
+}
+
 export const success = (status: number, data: unknown, headers: Record<string, string>) =>
   jsonResponse(status, { success: true, data }, headers);
 
@@ -57,19 +75,30 @@ export function requestIdOf(req: Request): string {
  * Reads the body as text, refusing more than MAX_BODY_BYTES without reading it whole: a declared
  * Content-Length over the limit is refused before reading, a stream is cut at the limit.
  */
-const tooLarge = () => new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${MAX_BODY_BYTES} bytes`);
+const tooLarge = (limit: number) =>
+  new ApiError(
+    'PAYLOAD_TOO_LARGE',
+    limit === MAX_BODY_BYTES
+      ? `Body is larger than ${MAX_BODY_BYTES} bytes`
+      : `Body is larger than ${limit} bytes, the most any action takes (${MAX_BODY_BYTES} for all but leads/import)`,
+  );
 
-/** Refuses a body whose declared Content-Length is over the limit, without reading any of it. */
-export async function refuseDeclaredOversize(req: Request): Promise<void> {
-  if (Number(req.headers.get('content-length')) > MAX_BODY_BYTES) {
+/**
+ * Refuses a body whose declared Content-Length is over `limit`, without reading any of it. The
+ * limit is the largest any action takes (the action is known only once the body is parsed; the
+ * router then holds the body to its action's own limit).
+ */
+export async function refuseDeclaredOversize(req: Request, limit = MAX_BODY_BYTES): Promise<void> {
+  if (Number(req.headers.get('content-length')) > limit) {
     await req.body?.cancel().catch(() => {});
-    throw tooLarge();
+    throw tooLarge(limit);
   }
 }
 
-export async function readBody(req: Request): Promise<string> {
-  await refuseDeclaredOversize(req);
-  if (!req.body) return '';
+/** The body as text and its size in bytes. */
+export async function readBody(req: Request, limit = MAX_BODY_BYTES): Promise<{ text: string; bytes: number }> {
+  await refuseDeclaredOversize(req, limit);
+  if (!req.body) return { text: '', bytes: 0 };
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -77,9 +106,9 @@ export async function readBody(req: Request): Promise<string> {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
+    if (size > limit) {
       await reader.cancel().catch(() => {});
-      throw tooLarge();
+      throw tooLarge(limit);
     }
     chunks.push(value);
   }
@@ -89,5 +118,5 @@ export async function readBody(req: Request): Promise<string> {
     bytes.set(c, at);
     at += c.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return { text: new TextDecoder().decode(bytes), bytes: size };
 }

@@ -16,4 +16,12 @@ export const LIMITS = {
   pageSize: 100,
   /** Deeper than this, a page by offset reads every row it skips: page by `cursor` instead. */
   offset: 10_000,
+  /** leads/import: rows per file, and the body limit of that one action (every other: 1 MiB). */
+  importRows: 10_000,
+  importBodyBytes: 5 * 1024 * 1024,
+  /** leads/bulk-update and bulk-delete: ids per request, and leads a filter selection may reach. */
+  bulkIds: 1_000,
+  bulkMatches: 10_000,
+  /** leads/export: leads per keyset chunk (one short read-only transaction each). */
+  exportChunk: 2_000,
 } as const;

@@ -14,6 +14,12 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/**
+ * The longest opaque text the api takes back, for every cursor. The longest it makes is a users
+ * cursor (an email of up to 255 characters and a uuid: under 1,500 characters of base64url).
+ */
+export const MAX_OPAQUE_LENGTH = 2000;
+
 /** A JSON value as base64url text: what a `nextCursor` looks like to a caller. */
 export const encodeOpaque = (value: unknown): string =>
   btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(value))))

@@ -5,23 +5,15 @@
  */
 import { LIMITS } from './limits.ts';
 import { z } from 'zod';
-import { decodeOpaque, encodeOpaque } from './opaque.ts';
-
-export const LEAD_STATUSES = ['new', 'contacted', 'qualified', 'converted'] as const;
-export const LEAD_PRIORITIES = ['low', 'medium', 'high'] as const;
-export const CONTACT_METHODS = ['email', 'phone', 'sms'] as const;
-export const DATE_RANGES = ['7d', '30d', '90d', 'all'] as const;
-/** What `create` does when the owner already has a lead with this email or phone. */
-export const DUPLICATE_MODES = ['allow', 'reject', 'return'] as const;
-export const LEAD_EVENT_KINDS = [
-  'created',
-  'updated',
-  'deleted',
-  'working_added',
-  'working_removed',
-  'muted',
-  'unmuted',
-] as const;
+import { decodeOpaque, encodeOpaque, MAX_OPAQUE_LENGTH } from './opaque.ts';
+import {
+  CONTACT_METHODS,
+  DATE_RANGES,
+  DUPLICATE_MODES,
+  LEAD_EVENT_KINDS,
+  LEAD_PRIORITIES,
+  LEAD_STATUSES,
+} from './rules.ts';
 
 /** Size bounds of free-form fields (a longer value is a 400 naming the field), page sizes, batches. */
 export { LIMITS };
@@ -34,6 +26,9 @@ const text = (max: number) => z.string().max(max).refine((s) => !s.includes('\u0
 
 /** A positive id that fits a JavaScript number exactly (bigint columns, JSON numbers). */
 const safeId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** Every `cursor` input: a previous answer's `nextCursor` (shared/opaque.ts), one length limit for all. */
+const Cursor = z.string().min(1).max(MAX_OPAQUE_LENGTH);
 
 /** A lead id: a JSON number, or a numeric string as the seed's `id: string | number` allows. */
 export const LeadIdInput = z
@@ -109,7 +104,7 @@ export const LeadListInput = z.strictObject({
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
   offset: z.number().int().min(0).max(MAX_OFFSET, `offset above ${MAX_OFFSET}: page with cursor (nextCursor) instead`)
     .default(0),
-  cursor: z.string().min(1).max(1000).optional().describe(
+  cursor: Cursor.optional().describe(
     "the previous page's nextCursor; valid only with the same filters, and not with offset",
   ),
   count: z.enum(['exact', 'none']).default('exact').describe('"none": count is null and nothing is counted'),
@@ -184,12 +179,12 @@ const Page = {
 export const LeadStatsOutput = z.object({
   stats: z.object({
     total: z.number().int(),
-    by_status: z.object({
-      new: z.number().int(),
-      contacted: z.number().int(),
-      qualified: z.number().int(),
-      converted: z.number().int(),
-    }),
+    by_status: z.object(
+      Object.fromEntries(LEAD_STATUSES.map((k) => [k, z.number().int()])) as Record<
+        (typeof LEAD_STATUSES)[number],
+        z.ZodNumber
+      >,
+    ),
   }),
 });
 export const LeadAllOutput = z.object({ leads: z.array(Lead), ...Page });
@@ -201,7 +196,7 @@ export const LeadCreateOutput = z.union([LeadOutput, LeadDuplicateOutput]);
 export const LeadDeleteOutput = z.object({ success: z.literal(true), message: z.string(), id: z.number().int() });
 
 /** An opaque history cursor: the id of the last event of the previous page, base64url-encoded. */
-export const HistoryCursor = z.string().max(64).transform((s, ctx) => {
+export const HistoryCursor = Cursor.transform((s, ctx) => {
   const id = decodeHistoryCursor(s);
   if (id === undefined) {
     ctx.addIssue({ code: 'custom', message: 'is not a cursor this api returned' });
@@ -227,11 +222,106 @@ export const LeadEvent = z.object({
   actorId: z.string().nullable().describe('The user who made the change; null for the database owner (migrations)'),
   adminMode: z.boolean(),
   requestId: z.string().nullable(),
+  importId: z.string().nullable().describe('The leads/import that made the change, else null'),
   kind: z.enum(LEAD_EVENT_KINDS),
   changes: z.record(z.string(), z.unknown())
     .describe('{ field: [before, after] }; a personal field of a deleted lead is null (erased)'),
 });
 export const LeadHistoryOutput = z.object({ events: z.array(LeadEvent), nextCursor: z.string().nullable() });
+
+// --- leads in bulk ---------------------------------------------------------------------------
+
+/** The lead fields an import row may set (the owner is always its agent's). */
+export const IMPORT_FIELDS = LEAD_FIELD_NAMES.filter((f) => f !== 'user_id');
+export const IMPORT_FORMATS = ['csv', 'json'] as const;
+/** What an import does with a row whose person the owner already has (same email or phone key). */
+export const IMPORT_DUPLICATE_MODES = ['skip', 'update', 'create'] as const;
+export const IMPORT_OUTCOMES = ['created', 'updated', 'skipped', 'failed'] as const;
+export const EXPORT_FORMATS = ['csv', 'ndjson'] as const;
+/** The columns of an export, in order: every lead column, so an exported file imports again. */
+export const EXPORT_COLUMNS = ['id', ...LEAD_FIELD_NAMES, 'created_at', 'updated_at', 'version'] as const;
+
+/** One import row's lead fields, checked as `create` checks them (agent_id may come from the default). */
+export const ImportRowFields = LeadFields.omit({ user_id: true }).partial().strict();
+
+export const LeadImportInput = z
+  .strictObject({
+    format: z.enum(IMPORT_FORMATS),
+    csv: z.string().optional().describe('format "csv": the file, header row first (RFC 4180; "," or ";")'),
+    rows: z.array(z.record(z.string(), z.unknown())).optional()
+      .describe('format "json": one object per lead, keyed by field (or by a column of `mapping`)'),
+    mapping: z.record(z.string().max(LIMITS.shortText), z.string().max(LIMITS.shortText).nullable()).optional()
+      .describe(
+        '{ column: field } (null ignores the column); a column named like a field maps to it unless mapped here',
+      ),
+    agent_id: AgentIdInput.optional().describe('the agent of rows that name none'),
+    onDuplicate: z.enum(IMPORT_DUPLICATE_MODES).default('skip')
+      .describe('a row whose owner already has a lead with its email or phone: skip it, update that lead, or create'),
+    dryRun: z.boolean().default(false).describe('validate and report exactly as an import would, writing nothing'),
+    ...AdminOption,
+  })
+  .refine((d) => (d.format === 'csv') === (d.csv !== undefined) && (d.format === 'json') === (d.rows !== undefined), {
+    message: 'format "csv" takes csv, format "json" takes rows',
+  });
+export const ImportRowResult = z.object({
+  row: z.number().int().describe('as a person sees it: the line a CSV record starts on (header = 1), or 1-based'),
+  leadId: z.number().int().nullable(),
+  outcome: z.enum(IMPORT_OUTCOMES),
+  code: z.string().optional(),
+  message: z.string().optional(),
+  field: z.string().optional(),
+});
+export const LeadImportOutput = z.object({
+  importId: z.string().describe("on every imported lead's history event"),
+  dryRun: z.boolean(),
+  created: z.number().int(),
+  updated: z.number().int(),
+  skipped: z.number().int(),
+  failed: z.number().int(),
+  columns: z.array(z.string()).describe('the header of a CSV (empty for JSON)'),
+  ignoredColumns: z.array(z.string()).describe('columns (or JSON keys) that map to no field'),
+  rows: z.array(ImportRowResult),
+});
+
+export const LeadExportInput = z.strictObject({
+  filters: LeadFilters.optional(),
+  format: z.enum(EXPORT_FORMATS).default('csv'),
+  ...ScopeOptions,
+});
+/** Not JSON: the one success answer that is a file (see docs). */
+export const LeadExportOutput = z.string().describe(
+  'text/csv (header row, RFC 4180) or application/x-ndjson, streamed; Content-Disposition: attachment',
+);
+
+/** Which leads a bulk action touches: listed ids, or every lead matching the list filters. */
+const BulkSelection = {
+  ids: z.array(LeadIdInput).min(1).max(LIMITS.bulkIds).optional(),
+  filters: LeadFilters.optional(),
+  expectCount: z.number().int().min(0).max(LIMITS.bulkMatches).optional()
+    .describe('with filters: the number of leads the caller saw match; another count is 409 CONFLICT'),
+  ...ScopeOptions,
+};
+const oneSelection = (d: { ids?: unknown; filters?: unknown; expectCount?: unknown }) =>
+  d.ids !== undefined ? d.filters === undefined && d.expectCount === undefined : d.expectCount !== undefined;
+const SELECTION_MESSAGE = { message: 'give ids, or filters with expectCount' };
+export const BULK_SET_FIELDS = ['status', 'priority', 'agent_id', 'assigned_to'] as const;
+export const LeadBulkUpdateInput = z
+  .strictObject({
+    ...BulkSelection,
+    set: z.strictObject({
+      status: z.enum(LEAD_STATUSES).optional(),
+      priority: z.enum(LEAD_PRIORITIES).optional(),
+      agent_id: AgentIdInput.optional(),
+      assigned_to: text(LIMITS.shortText).nullable().optional(),
+    }).refine((s) => BULK_SET_FIELDS.some((k) => s[k] !== undefined), {
+      message: `give at least one of ${BULK_SET_FIELDS.join(', ')}`,
+    }),
+  })
+  .refine(oneSelection, SELECTION_MESSAGE);
+export const LeadBulkDeleteInput = z.strictObject(BulkSelection).refine(oneSelection, SELECTION_MESSAGE);
+const BulkFailure = z.object({ id: z.number().int(), code: z.string(), message: z.string() });
+export const LeadBulkUpdateOutput = z.object({ updated: z.number().int(), failed: z.array(BulkFailure) });
+export const LeadBulkDeleteOutput = z.object({ deleted: z.number().int(), failed: z.array(BulkFailure) });
 
 // --- working leads and sales agents ----------------------------------------------------------
 
@@ -325,7 +415,7 @@ export const AgentDeleteOutput = z.object({ agentId: z.string(), deleted: z.lite
 export const UserListInput = z.strictObject({
   searchTerm: text(LIMITS.searchTerm).optional(),
   limit: z.number().int().min(1).max(100).default(25),
-  cursor: z.string().min(1).max(1000).optional(),
+  cursor: Cursor.optional().describe("the previous page's nextCursor (opaque)"),
   ...AdminOption,
 });
 export const UserSummary = z.object({
@@ -342,7 +432,7 @@ export const AuditListInput = z.strictObject({
   ...AdminOption,
   actorId: UserIdInput.optional(),
   limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
-  cursor: z.string().max(200).optional().describe("the previous page's nextCursor (opaque)"),
+  cursor: Cursor.optional().describe("the previous page's nextCursor (opaque)"),
 });
 export const AuditEntry = z.object({
   id: z.number().int(),
@@ -375,6 +465,10 @@ export interface ActionSpec {
    * Reads run in a read-only transaction, as the Data API runs GETs, and ignore the key.
    */
   write?: boolean;
+  /** A body limit above the default 1 MiB (shared/http.ts), for this action only. */
+  maxBodyBytes?: number;
+  /** The answer is a streamed file (`response` describes it), not the JSON envelope. */
+  stream?: { contentTypes: readonly string[] };
   /** `agent`: acts as one agent (`agentId`, else the caller's first); admin mode must name it. */
   acts?: 'caller' | 'agent';
   /**
@@ -440,6 +534,40 @@ export const ACTIONS = {
       response: LeadHistoryOutput,
       status: 200,
       summary: "A lead's change history, newest first",
+    }),
+    import: spec({
+      id: 'none',
+      data: LeadImportInput,
+      response: LeadImportOutput,
+      status: 200,
+      summary: 'Import up to 10,000 leads from CSV or JSON in one transaction, with per-row outcomes',
+      write: true,
+      maxBodyBytes: LIMITS.importBodyBytes,
+    }),
+    export: spec({
+      id: 'none',
+      data: LeadExportInput,
+      response: LeadExportOutput,
+      status: 200,
+      summary: 'Every lead matching the list filters, as a streamed CSV or NDJSON file',
+      tx: 'none',
+      stream: { contentTypes: ['text/csv', 'application/x-ndjson'] },
+    }),
+    'bulk-update': spec({
+      id: 'none',
+      data: LeadBulkUpdateInput,
+      response: LeadBulkUpdateOutput,
+      status: 200,
+      summary: 'Set status, priority, agent or assignee of up to 1,000 listed leads, or of all matching filters',
+      write: true,
+    }),
+    'bulk-delete': spec({
+      id: 'none',
+      data: LeadBulkDeleteInput,
+      response: LeadBulkDeleteOutput,
+      status: 200,
+      summary: 'Delete up to 1,000 listed leads, or all matching filters, for good',
+      write: true,
     }),
   },
   'working-leads': {

@@ -14,7 +14,7 @@ insert into public.agents (id, user_id, name, email, phone, max_working_leads, c
   ('agent-omar-1', 'd0000000-0000-4000-8000-000000000002', 'Omar''s Agent', 'agent@omar.test', '+1 555 0200', 50, now() - interval '150 days')
 on conflict (id) do nothing;
 
--- 150 leads: 100 for agent-dana-1, 30 for agent-dana-2, 20 for Omar; spread over ~120 days.
+-- 150 leads (and one more at the end): 100 for agent-dana-1, 30 for agent-dana-2, 20 for Omar; spread over ~120 days.
 insert into public.leads (agent_id, user_id, name, email, phone, status, priority, budget, timeline,
                           address, notes, preferred_contact_method, is_decision_maker, metadata, created_at)
 select
@@ -54,3 +54,12 @@ select 'agent-dana-2', l.id
 from (select id from public.leads where agent_id = 'agent-dana-2' order by created_at desc limit 5) l
 where not exists (select 1 from public.working_leads where agent_id = 'agent-dana-2')
 on conflict do nothing;
+
+-- The lead id of seed 000's guide (Lofty's working leads), so its curl lines run unchanged against
+-- the demo data through the REST door: Dana's, on agent-dana-1, not yet in the working set. Last,
+-- so it is not among the newest 48 worked above; its explicit id stays far above the identity's.
+insert into public.leads (id, agent_id, user_id, name, email, phone, status, priority, created_at)
+overriding system value
+select 789012345678, 'agent-dana-1', 'd0000000-0000-4000-8000-000000000001', 'Lofty Example',
+       'lead789012345678@example.com', '+1 555 0789', 'new', 'high', now() - interval '150 days'
+where not exists (select 1 from public.leads where id = 789012345678);

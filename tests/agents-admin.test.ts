@@ -14,24 +14,19 @@ import {
   createLeads,
   createUser,
   manyLeads,
-  startTestApi,
   type TestUser,
+  useTestApi,
+  world,
 } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let aliceAgent: string, bobAgent: string;
-let aliceLeads: number[];
+const { alice, bob, admin } = await world({ alice: { leads: 3 }, bob: { agents: 1 }, admin: { admin: true } });
+const [aliceAgent] = alice.agents;
+const [bobAgent] = bob.agents;
+const aliceLeads = alice.leads;
 
 const sa = (token: string, action: string, data?: object) => call(token, { resource: 'sales-agents', action, data });
 const wl = (token: string, action: string, data?: object) => call(token, { resource: 'working-leads', action, data });
 const users = (token: string, data?: object) => call(token, { resource: 'users', action: 'list', data });
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  aliceAgent = await createAgent(alice);
-  bobAgent = await createAgent(bob);
-  aliceLeads = await createLeads(aliceAgent, alice, manyLeads(3));
-});
 
 afterAll(async () => {
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id}, ${admin.id})`;
@@ -404,13 +399,7 @@ describe('straight in SQL as authenticated (the Data API)', () => {
 });
 
 describe('typed client under Deno (what the dashboard calls)', () => {
-  let api: { url: string; stop: () => Promise<void> };
-  beforeAll(async () => {
-    api = await startTestApi();
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = useTestApi();
   const clientWith = (token: string) =>
     createApiClient(createClient(api.url, 'anon-key', {
       global: { headers: { Authorization: `Bearer ${token}` } },

@@ -1,18 +1,16 @@
 // The admin audit log: an entry for every request that sends adminMode: true, allowed or denied,
 // audit/list for admins in admin mode only, and no way in through the Data API.
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { adminSql, asRole, call, claimsOf, createAgent, createUser, world } from './helpers.ts';
 
-let admin: TestUser, user: TestUser, other: TestUser;
-let agent: string;
-let lead: number;
-
-beforeAll(async () => {
-  [admin, user, other] = await Promise.all([createUser({ admin: true }), createUser(), createUser()]);
-  agent = await createAgent(user);
-  [lead] = await createLeads(agent, user, [{ name: 'Audited' }]);
+const { admin, user, other } = await world({
+  admin: { admin: true },
+  user: { leads: [{ name: 'Audited' }] },
+  other: {},
 });
+const [agent] = user.agents;
+const [lead] = user.leads;
 
 const entriesOf = (requestId: string) =>
   adminSql`select * from private.admin_audit where request_id = ${requestId} order by id`;

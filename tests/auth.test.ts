@@ -12,8 +12,8 @@ import { createHandler, type HandlerDeps } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { ApiError } from '../shared/errors.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { root } from '../scripts/deno.mjs';
-import { createAgent, createUser, databaseUrl, db, post, type TestUser } from './helpers.ts';
+import { LISTENING, root } from '../scripts/deno.mjs';
+import { databaseUrl, db, post, world } from './helpers.ts';
 
 const JWKS_PATH = '/auth/v1/.well-known/jwks.json';
 const list = { resource: 'leads', action: 'list' };
@@ -90,7 +90,7 @@ async function outcome(p: Promise<{ sub: string }>): Promise<string> {
   }
 }
 
-let user: TestUser;
+const { user } = await world({ user: { agents: 1 } });
 let es1: SigningKey;
 let es2: SigningKey;
 let rs1: SigningKey;
@@ -99,8 +99,6 @@ const servers: JwksServer[] = [];
 const ownDbs: HandlerDeps['db'][] = [];
 
 beforeAll(async () => {
-  user = await createUser();
-  await createAgent(user);
   [es1, es2, rs1, stranger] = await Promise.all([
     signingKey('ES256', 'es-1'),
     signingKey('ES256', 'es-2'),
@@ -197,7 +195,7 @@ describe('`npm run serve` under Deno', () => {
     const done = new Promise<{ code: number | null; output: string; listening: boolean }>((resolve) => {
       const onData = (c: Buffer) => {
         output += c;
-        if (output.includes('api listening')) resolve({ code: null, output, listening: true });
+        if (LISTENING.test(output)) resolve({ code: null, output, listening: true });
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);
@@ -222,12 +220,13 @@ describe('`npm run serve` under Deno', () => {
   });
 
   it('serves the function on PORT from JWT_SECRET and DATABASE_URL alone', async () => {
-    const port = 20000 + Math.floor(Math.random() * 12000);
     const secret = 'serve-test-secret-of-at-least-32-characters';
-    const run = runServe({ ...keyless(), DATABASE_URL: databaseUrl, JWT_SECRET: secret, PORT: String(port) });
+    // Port 0: the OS picks a free one, and serve.ts says which.
+    const run = runServe({ ...keyless(), DATABASE_URL: databaseUrl, JWT_SECRET: secret, PORT: '0' });
     try {
       const { listening, output } = await run.done;
       expect(listening, output).toBe(true);
+      const port = Number(LISTENING.exec(output)?.[1]);
       const res = await fetch(`http://127.0.0.1:${port}/functions/v1/api`, {
         method: 'POST',
         headers: { authorization: `Bearer ${await signToken({ sub: user.id, secret })}` },

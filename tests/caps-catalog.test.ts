@@ -7,25 +7,19 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../shared/limits.ts';
-import { adminSql, claimsOf, createAgent, createLeads, createUser, manyLeads, type TestUser } from './helpers.ts';
+import { adminSql, claimsOf, world } from './helpers.ts';
 
 /** The schemas PostgREST exposes on hosted Supabase (graphql_public only where pg_graphql is). */
 const EXPOSED = ['public', 'graphql_public'];
 /** A call that runs longer than this is a failure, not an answer. */
 const TIMEOUT_MS = 2000;
 
-let user: TestUser;
-let agent: string;
-let leadIds: number[];
 const LEADS = LIMITS.pageSize + 50;
-
-beforeAll(async () => {
-  user = await createUser();
-  agent = await createAgent(user, { max: 10_000 });
-  leadIds = await createLeads(agent, user, manyLeads(LEADS));
-});
+const { user } = await world({ user: { agents: [{ max: 10_000, leads: LEADS }] } });
+const [agent] = user.agents;
+const leadIds = user.leads;
 
 type Row = { r: unknown };
 type Outcome = { error: string } | { rows: Row[] };

@@ -1,14 +1,23 @@
 // The typed client's whole surface, end to end: supabase-js → real Deno → real Postgres.
 import { createClient } from '@supabase/supabase-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiError, createApiClient } from '../shared/client.ts';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, manyLeads, startTestApi, type TestUser } from './helpers.ts';
+import { adminSql, manyLeads, useTestApi, world } from './helpers.ts';
 
-let api: { url: string; stop: () => Promise<void> };
-let alice: TestUser, bob: TestUser;
-let agent: string, small: string;
-let leads: number[], bobLead: number;
+const api = useTestApi();
+const { alice, bob } = await world({
+  alice: {
+    agents: [
+      { createdAt: new Date('2020-01-01'), leads: manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })) },
+      { max: 1 },
+    ],
+  },
+  bob: { leads: [{ name: 'Bob' }] },
+});
+const [agent, small] = alice.agents;
+const leads = alice.leads;
+const [bobLead] = bob.leads;
 
 const clientWith = (token: string): ApiClient =>
   createApiClient(createClient(api.url, 'anon-key', {
@@ -26,18 +35,7 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
   throw new Error('expected the call to fail');
 }
 
-beforeAll(async () => {
-  api = await startTestApi();
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice, { createdAt: new Date('2020-01-01') });
-  small = await createAgent(alice, { max: 1 });
-  leads = await createLeads(agent, alice, manyLeads(4, (i) => ({ status: i % 2 ? 'contacted' : 'new' })));
-  const bobAgent = await createAgent(bob);
-  [bobLead] = await createLeads(bobAgent, bob, [{ name: 'Bob' }]);
-});
-
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id})`;
 });
 
@@ -54,6 +52,30 @@ describe('createApiClient', () => {
     expect(lead).toMatchObject({ name: 'Typed', status: 'new' });
     expect((await client.leads.update(lead.id, { status: 'qualified' })).lead.status).toBe('qualified');
     expect(await client.leads.delete(lead.id)).toMatchObject({ success: true, id: lead.id });
+  });
+
+  it('covers the bulk methods: import, export (a Response), bulkUpdate, bulkDelete', async () => {
+    const client = clientWith(alice.token);
+    const imported = await client.leads.import({
+      format: 'csv',
+      csv: 'name,email\nBulk One,bulk1@typed.test\n"Bulk, Two",bulk2@typed.test\n',
+      agent_id: small,
+    });
+    expect(imported).toMatchObject({ created: 2, failed: 0, columns: ['name', 'email'] });
+    const ids = imported.rows.map((r) => r.leadId!);
+    const res = await client.leads.export({ filters: { agentId: small } });
+    expect(res).toBeInstanceOf(Response);
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="leads-.*\.csv"$/);
+    const text = await res.text();
+    expect(text.split('\r\n')[0]).toMatch(/^id,agent_id,user_id,name,email/);
+    expect(text).toContain('"Bulk, Two"');
+    expect(await client.leads.bulkUpdate({ ids, set: { priority: 'high' } })).toEqual({ updated: 2, failed: [] });
+    const stale = await apiError(client.leads.bulkDelete({ filters: { agentId: small }, expectCount: 9 }));
+    expect(stale).toMatchObject({ code: 'CONFLICT', status: 409, details: { count: 2 } });
+    expect(await client.leads.bulkDelete({ filters: { agentId: small }, expectCount: 2 })).toEqual({
+      deleted: 2,
+      failed: [],
+    });
   });
 
   it('covers every working-leads and sales-agents method', async () => {

@@ -2,18 +2,16 @@
 // (straight SQL as `authenticated` with their claims) must not break the api for anyone, and the
 // database must keep its own invariants whoever writes.
 import type postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminSql, asRole, call, claimsOf, createLeads, type TestUser, world } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let aliceAgent: string, aliceAgent2: string, bobAgent: string;
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  aliceAgent = await createAgent(alice, { createdAt: new Date('2001-01-01') });
-  aliceAgent2 = await createAgent(alice);
-  bobAgent = await createAgent(bob);
+const { alice, bob, admin } = await world({
+  alice: { agents: [{ createdAt: new Date('2001-01-01') }, {}] },
+  bob: { agents: 1 },
+  admin: { admin: true },
 });
+const [aliceAgent, aliceAgent2] = alice.agents;
+const [bobAgent] = bob.agents;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id in (${aliceAgent}, ${aliceAgent2}, ${bobAgent})`;

@@ -8,12 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb, type Db } from '../shared/db.ts';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'leads-outage-'));
 chmodSync(dir, 0o755);
-const port = 20000 + Math.floor(Math.random() * 12000);
+const port = await postgresPort(); // kept across the restart
 let pg: { url: string; stop: () => Promise<void> };
 let db: Db;
 let handler: (req: Request) => Promise<Response>;

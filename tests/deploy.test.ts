@@ -43,7 +43,7 @@ describe('supabase/', () => {
         (select count(*)::int from public.leads) as leads,
         (select count(*)::int from public.working_leads where agent_id = 'agent-dana-1') as working`;
       await sql.end();
-      expect(counts).toEqual({ agents: 3, leads: 150, working: 48 });
+      expect(counts).toEqual({ agents: 3, leads: 151, working: 48 });
     } finally {
       await adminSql.unsafe(`drop database ${name} with (force)`);
     }
@@ -63,10 +63,11 @@ describe('the function bundle', () => {
       info.modules.filter((m: { kind: string }) => m.kind !== 'esm')
         .map((m: { specifier: string }) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m.specifier)?.[1] ?? m.specifier),
     );
-    expect([...packages].sort()).toEqual(['@types/node', 'jose', 'postgres', 'zod']);
+    expect([...packages].sort()).toEqual(['@types/node', 'csv-parse', 'jose', 'postgres', 'zod']);
     const imports = JSON.parse(readFileSync(join(root, 'deno.json'), 'utf8')).imports;
     const deps = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).dependencies;
     // The deployed bundle and the tests must run the same versions.
     for (const pkg of ['jose', 'postgres', 'zod']) expect(imports[pkg]).toBe(`npm:${pkg}@${deps[pkg]}`);
+    expect(imports['csv-parse/sync']).toBe(`npm:csv-parse@${deps['csv-parse']}/sync`);
   });
 });

@@ -1,18 +1,12 @@
 // Duplicate detection on create: same owner, email equal after trim + lower-case, or the same
 // last 10 phone digits; "reject" is race-safe and the check is an index probe.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Lead } from '../shared/schemas.ts';
-import { adminSql, call, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import { adminSql, call, createLeads, world } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let agent: string, agent2: string, bobAgent: string;
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  agent = await createAgent(alice);
-  agent2 = await createAgent(alice);
-  bobAgent = await createAgent(bob);
-});
+const { alice, bob, admin } = await world({ alice: { agents: 2 }, bob: { agents: 1 }, admin: { admin: true } });
+const [agent, agent2] = alice.agents;
+const [bobAgent] = bob.agents;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id in (${agent}, ${agent2}, ${bobAgent})`;

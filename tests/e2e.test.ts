@@ -1,12 +1,13 @@
 // End to end: the function under the real Deno runtime, called the way a frontend does,
 // through @supabase/supabase-js's functions.invoke.
 import { createClient, FunctionsHttpError, type SupabaseClient } from '@supabase/supabase-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, createAgent, createLeads, createUser, startTestApi, type TestUser } from './helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminSql, type TestUser, useTestApi, world } from './helpers.ts';
 
-let api: { url: string; stop: () => Promise<void> };
-let alice: TestUser, bob: TestUser;
-let agent: string, leadId: number;
+const api = useTestApi();
+const { alice, bob } = await world({ alice: { leads: [{ name: 'Over the wire', status: 'qualified' }] }, bob: {} });
+const [agent] = alice.agents;
+const [leadId] = alice.leads;
 
 const clientFor = (user: TestUser): SupabaseClient =>
   createClient(api.url, 'anon-key-not-used-by-the-api', {
@@ -14,15 +15,7 @@ const clientFor = (user: TestUser): SupabaseClient =>
     auth: { persistSession: false, autoRefreshToken: false },
   });
 
-beforeAll(async () => {
-  api = await startTestApi();
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice);
-  [leadId] = await createLeads(agent, alice, [{ name: 'Over the wire', status: 'qualified' }]);
-});
-
 afterAll(async () => {
-  await api?.stop();
   await adminSql`delete from public.agents where id = ${agent}`;
 });
 

@@ -1,6 +1,6 @@
 // 500 and 503: a database that is unreachable, too slow, or misconfigured answers with the
 // contract's codes, quickly, and without leaking what went wrong inside.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb, type Db } from '../shared/db.ts';
@@ -8,16 +8,12 @@ import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import postgres from 'postgres';
 import { connectionLost, fromDatabaseError } from '../shared/db-errors.ts';
 import { migrate } from '../scripts/local-db.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, post, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createLeads, databaseUrl, post, world } from './helpers.ts';
 
-let user: TestUser;
+const { user } = await world({ user: { agents: 1 } });
 const OTHER = crypto.randomUUID();
 const dbs: Db[] = [];
 
-beforeAll(async () => {
-  user = await createUser();
-  await createAgent(user);
-});
 afterAll(async () => {
   await Promise.all(dbs.map((d) => d.end()));
 });

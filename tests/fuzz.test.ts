@@ -2,9 +2,9 @@
 // must be the contract's envelope with a contract code and never a 500, and a refused write must
 // change no row.
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ERROR_STATUS } from '../shared/errors.ts';
-import { adminSql, call, createAgent, createLeads, createUser, manyLeads, type TestUser } from './helpers.ts';
+import { adminSql, call, world } from './helpers.ts';
 
 const RUNS = { random: 3000, mutated: 7500 };
 // New inputs on every local run; a fixed seed under CI, so a landing is not decided by chance.
@@ -22,20 +22,14 @@ const WRITES = new Set([
   'sales-agents/delete',
 ]);
 
-let user: TestUser, other: TestUser;
-let agent: string, otherAgent: string;
-let leads: number[], otherLead: number;
-
-beforeAll(async () => {
-  [user, other] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(user, { max: 5 });
-  otherAgent = await createAgent(other);
-  leads = await createLeads(agent, user, manyLeads(8));
-  [otherLead] = await createLeads(otherAgent, other, [{ name: 'not yours' }]);
-  await adminSql`insert into public.working_leads (agent_id, lead_id) values (${agent}, ${leads[0]}), (${agent}, ${
-    leads[1]
-  })`;
+const { user, other } = await world({
+  user: { agents: [{ max: 5, leads: 8, working: 2 }] },
+  other: { leads: [{ name: 'not yours' }] },
 });
+const [agent] = user.agents;
+const [otherAgent] = other.agents;
+const leads = user.leads;
+const [otherLead] = other.leads;
 
 /** Valid requests, one per action, on the fuzz user's real data. */
 const bases = () => [

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,7 +28,7 @@ async function prepare(project: TestProject) {
   if (!url) {
     const dir = mkdtempSync(join(tmpdir(), 'leads-test-'));
     chmodSync(dir, 0o755); // initdb may run as the `postgres` system user (see local-db.mjs)
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = await postgresPort();
     const db = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port, persistent: false });
     url = db.url;
     stop = async () => {

@@ -2,30 +2,14 @@
 // first with cursor paging, erased of personal data on delete, and impossible to forge.
 import { createClient } from '@supabase/supabase-js';
 import type postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ApiError, createApiClient } from '../shared/client.ts';
 import { LeadEvent } from '../shared/schemas.ts';
-import {
-  adminSql,
-  asRole,
-  call,
-  claimsOf,
-  createAgent,
-  createLeads,
-  createUser,
-  startTestApi,
-  type TestUser,
-} from './helpers.ts';
+import { adminSql, asRole, call, claimsOf, createLeads, type TestUser, useTestApi, world } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let agent: string, agent2: string, bobAgent: string;
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  agent = await createAgent(alice);
-  agent2 = await createAgent(alice);
-  bobAgent = await createAgent(bob);
-});
+const { alice, bob, admin } = await world({ alice: { agents: 2 }, bob: { agents: 1 }, admin: { admin: true } });
+const [agent, agent2] = alice.agents;
+const [bobAgent] = bob.agents;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id in (${agent}, ${agent2}, ${bobAgent})`;
@@ -356,13 +340,7 @@ describe('forgery', () => {
 });
 
 describe('under Deno, through supabase-js and the typed client', () => {
-  let api: { url: string; stop: () => Promise<void> };
-  beforeAll(async () => {
-    api = await startTestApi();
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = useTestApi();
 
   it('versions, duplicates and history end to end', async () => {
     const client = createApiClient(createClient(api.url, 'anon-key', {

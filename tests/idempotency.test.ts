@@ -1,7 +1,7 @@
 // Idempotency keys on writes: replay, reuse, concurrency, per-user keys, expiry, what is stored,
 // and that nobody reaches the keys through the Data API. Real Postgres, and once under real Deno.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
@@ -13,20 +13,15 @@ import {
   claimsOf,
   createAgent,
   createLeads,
-  createUser,
   databaseUrl,
-  startTestApi,
   type TestUser,
+  useTestApi,
+  world,
 } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser;
-let agent: string, bobAgent: string;
-
-beforeAll(async () => {
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
-  agent = await createAgent(alice, { max: 3 });
-  bobAgent = await createAgent(bob);
-});
+const { alice, bob } = await world({ alice: { agents: [{ max: 3 }] }, bob: { agents: 1 } });
+const [agent] = alice.agents;
+const [bobAgent] = bob.agents;
 
 const keyed = (token: string, key: string, body: unknown) => call(token, body, { headers: { 'Idempotency-Key': key } });
 const leadCount = async (agentId: string) =>
@@ -337,13 +332,7 @@ describe('cost', () => {
 });
 
 describe('under Deno', () => {
-  let api: { url: string; stop: () => Promise<void> };
-  beforeAll(async () => {
-    api = await startTestApi();
-  });
-  afterAll(async () => {
-    await api?.stop();
-  });
+  const api = useTestApi();
 
   it('replays a keyed create over HTTP and exposes the header to browsers', async () => {
     const key = randomUUID();

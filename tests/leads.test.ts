@@ -1,53 +1,37 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Lead, LeadSummary } from '../shared/schemas.ts';
-import {
-  adminSql,
-  asRole,
-  call,
-  claimsOf,
-  createAgent,
-  createLeads,
-  createUser,
-  manyLeads,
-  type TestUser,
-} from './helpers.ts';
+import { adminSql, asRole, call, claimsOf, createLeads, manyLeads, world } from './helpers.ts';
 
 const DAY = 86_400_000;
 const ago = (days: number) => new Date(Date.now() - days * DAY);
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let aliceAgent: string, aliceAgent2: string, bobAgent: string;
-let aliceLeads: number[], bobLeads: number[];
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  aliceAgent = await createAgent(alice, { createdAt: ago(10) });
-  aliceAgent2 = await createAgent(alice, { createdAt: ago(5) });
-  bobAgent = await createAgent(bob);
-  // 12 leads for alice over two agents, mixed statuses and ages; 3 for bob.
-  aliceLeads = await createLeads(aliceAgent, alice, [
-    { name: 'Ann New', email: 'ann@x.test', status: 'new', priority: 'high', created_at: ago(1) },
-    { name: 'Ben Contacted', status: 'contacted', priority: 'low', created_at: ago(2) },
-    { name: 'Cat Qualified', status: 'qualified', priority: 'high', created_at: ago(8) },
-    { name: 'Dan Converted', status: 'converted', priority: 'medium', created_at: ago(20) },
-    { name: 'Eve Null', status: null, created_at: ago(40) },
-    { name: 'Fay Imported', status: 'archived', created_at: ago(100) },
-    { name: '100% sure', phone: '555_1234', created_at: ago(3) },
-    { name: 'back\\slash', email: 'under_score@x.test', created_at: ago(4) },
-  ]);
-  aliceLeads.push(
-    ...await createLeads(
-      aliceAgent2,
-      alice,
-      manyLeads(4, (i) => ({
-        status: 'new',
-        priority: 'low',
-        created_at: ago(50 + i),
-      })),
-    ),
-  );
-  bobLeads = await createLeads(bobAgent, bob, manyLeads(3, () => ({ status: 'new', name: 'Ann Bob' })));
+// 12 leads for alice over two agents, mixed statuses and ages; 3 for bob.
+const { alice, bob, admin } = await world({
+  alice: {
+    agents: [
+      {
+        createdAt: ago(10),
+        leads: [
+          { name: 'Ann New', email: 'ann@x.test', status: 'new', priority: 'high', created_at: ago(1) },
+          { name: 'Ben Contacted', status: 'contacted', priority: 'low', created_at: ago(2) },
+          { name: 'Cat Qualified', status: 'qualified', priority: 'high', created_at: ago(8) },
+          { name: 'Dan Converted', status: 'converted', priority: 'medium', created_at: ago(20) },
+          { name: 'Eve Null', status: null, created_at: ago(40) },
+          { name: 'Fay Imported', status: 'archived', created_at: ago(100) },
+          { name: '100% sure', phone: '555_1234', created_at: ago(3) },
+          { name: 'back\\slash', email: 'under_score@x.test', created_at: ago(4) },
+        ],
+      },
+      { createdAt: ago(5), leads: manyLeads(4, (i) => ({ status: 'new', priority: 'low', created_at: ago(50 + i) })) },
+    ],
+  },
+  bob: { leads: manyLeads(3, () => ({ status: 'new', name: 'Ann Bob' })) },
+  admin: { admin: true },
 });
+const [aliceAgent, aliceAgent2] = alice.agents;
+const [bobAgent] = bob.agents;
+const aliceLeads = alice.leads;
+const bobLeads = bob.leads;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id}, ${admin.id})`;

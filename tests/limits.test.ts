@@ -1,14 +1,10 @@
 // Field limits: each bounded field answers 400 naming itself when over its limit, and nothing is written.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../shared/schemas.ts';
-import { adminSql, call, createAgent, createUser, type TestUser } from './helpers.ts';
+import { adminSql, call, world } from './helpers.ts';
 
-let user: TestUser;
-let agent: string;
-beforeAll(async () => {
-  user = await createUser();
-  agent = await createAgent(user);
-});
+const { user } = await world({ user: { agents: 1 } });
+const [agent] = user.agents;
 
 const nested = (depth: number) => {
   let v: Record<string, unknown> = { leaf: 1 };

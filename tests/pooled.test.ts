@@ -5,9 +5,9 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../scripts/deno.mjs';
-import { adminCommand, freePort, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
+import { adminCommand, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser, world } from './helpers.ts';
 
 const INSTANCES = 4;
 const POOL_MAX = 3; // per instance, as `npm run serve` behind the pooler
@@ -52,12 +52,10 @@ beforeAll(async () => {
     RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0',
     RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0',
   };
-  const ports: number[] = [];
-  while (ports.length < INSTANCES) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
-  instances = await Promise.all(ports.map((port) => startApi({ port, env, quiet: true })));
+  // Port 0: each instance gets a port from the OS, distinct and free.
+  instances = await Promise.all(
+    Array.from({ length: INSTANCES }, () => startApi({ port: 0, env, quiet: true })),
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -76,17 +74,18 @@ describe('4 instances behind PgBouncer in transaction mode', () => {
   const fixtures: Fixture[] = [];
 
   beforeAll(async () => {
-    for (let u = 0; u < 20; u++) {
-      const user = await createUser();
-      const agent = await createAgent(user);
+    // Every user a different count and status mix, so one user's answer can't pass for another's.
+    const mix = (u: number) => Array.from({ length: u + 1 }, (_, k) => STATUSES[(k + u) % 4]);
+    const users = await world(Object.fromEntries(Array.from({ length: 20 }, (_, u) => [
+      `u${u}`,
+      { leads: mix(u).map((status, k) => ({ name: `u${u}-lead-${k}`, status })) },
+    ])));
+    for (const [u, user] of Object.values(users).entries()) {
+      const [agent] = user.agents;
       agentsToDrop.push(agent);
-      // Every user a different count and status mix, so one user's answer can't pass for another's.
-      const n = u + 1;
-      const statuses = Array.from({ length: n }, (_, k) => STATUSES[(k + u) % 4]);
-      const leads = await createLeads(agent, user, statuses.map((status, k) => ({ name: `u${u}-lead-${k}`, status })));
       const byStatus = { new: 0, contacted: 0, qualified: 0, converted: 0 };
-      for (const s of statuses) byStatus[s]++;
-      fixtures.push({ user, agent, leads, byStatus });
+      for (const s of mix(u)) byStatus[s]++;
+      fixtures.push({ user, agent, leads: user.leads, byStatus });
     }
   }, 60_000);
 

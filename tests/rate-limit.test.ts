@@ -10,7 +10,7 @@ import { createDb } from '../shared/db.ts';
 import { startApi } from '../scripts/deno.mjs';
 import { freePort, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, post, type TestUser } from './helpers.ts';
+import { adminSql, createAgent, createUser, databaseUrl, post, world } from './helpers.ts';
 
 const queries: string[] = [];
 const db = createDb({ url: databaseUrl, max: 10, onQuery: (text) => queries.push(text) });
@@ -22,14 +22,13 @@ const limited = (limits: Partial<RateLimits>) =>
     rateLimits: { reads: 0, writes: 0, adminReads: 0, adminWrites: 0, ...limits },
   });
 
-let user: TestUser, other: TestUser, admin: TestUser;
-let agent: string;
-let lead: number;
-beforeAll(async () => {
-  [user, other, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  agent = await createAgent(user);
-  [lead] = await createLeads(agent, user, [{ name: 'Limited' }]);
+const { user, other, admin } = await world({
+  user: { leads: [{ name: 'Limited' }] },
+  other: {},
+  admin: { admin: true },
 });
+const [agent] = user.agents;
+const [lead] = user.leads;
 afterAll(async () => {
   await db.end();
   await adminSql`delete from public.agents where id = ${agent}`;

@@ -1,21 +1,18 @@
 // Row-level security on its own: straight SQL as the `authenticated` role with a user's claims,
 // the way the Data API reaches these tables with the user's token. No function involved.
 import type postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, asRole, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminSql, asRole, claimsOf, type TestUser, world } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let aliceAgent: string, bobAgent: string;
-let aliceLead: number, bobLead: number;
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  aliceAgent = await createAgent(alice);
-  bobAgent = await createAgent(bob);
-  [aliceLead] = await createLeads(aliceAgent, alice, [{ name: 'Alice lead' }]);
-  [bobLead] = await createLeads(bobAgent, bob, [{ name: 'Bob lead' }]);
-  await adminSql`insert into public.working_leads (agent_id, lead_id) values (${aliceAgent}, ${aliceLead})`;
+const { alice, bob, admin } = await world({
+  alice: { leads: [{ name: 'Alice lead' }], working: 1 },
+  bob: { leads: [{ name: 'Bob lead' }] },
+  admin: { admin: true },
 });
+const [aliceAgent] = alice.agents;
+const [bobAgent] = bob.agents;
+const [aliceLead] = alice.leads;
+const [bobLead] = bob.leads;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id in (${aliceAgent}, ${bobAgent})`;

@@ -1,22 +1,16 @@
 // The router owns the transaction: every action runs in exactly one, opened by the router, and
 // read actions run it read-only (as the Data API runs GETs).
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import { EXAMPLES } from '../shared/openapi.ts';
 import { ACTIONS, type ActionSpec } from '../shared/schemas.ts';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
-import { createAgent, createLeads, createUser, databaseUrl, post, type TestUser } from './helpers.ts';
+import { createAgent, createLeads, databaseUrl, post, world } from './helpers.ts';
 
-let admin: TestUser;
-let lead: number;
-
-beforeAll(async () => {
-  admin = await createUser({ admin: true });
-  const agent = await createAgent(admin);
-  [lead] = await createLeads(agent, admin, [{ name: 'Routed' }]);
-});
+const { admin } = await world({ admin: { admin: true, leads: [{ name: 'Routed' }] } });
+const [lead] = admin.leads;
 
 describe('the router', () => {
   it('runs every action in one transaction of its own, read-only unless the action writes', async () => {

@@ -1,10 +1,22 @@
-// Paging, counts and scale (CONTRACT.md): cursor paging, the offset cap, and counts from the
+// Paging, counts and scale (docs/api.md, "Paging"): cursor paging, the offset cap, and counts from the
 // rollup, which must equal count(*) after any mix of concurrent writes by the function and by
 // the Data API (straight SQL as `authenticated`).
 import fc from 'fast-check';
 import type postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import {
+  adminSql,
+  asRole,
+  call,
+  claimsOf,
+  createAgent,
+  createLeads,
+  createUser,
+  manyLeads,
+  type TestUser,
+  world,
+  type WorldUser,
+} from './helpers.ts';
 
 /** Runs `fn` as the Data API would with the user's token, and commits. */
 const viaDataApi = <T>(user: TestUser, fn: (sql: postgres.TransactionSql) => Promise<T>) =>
@@ -18,34 +30,28 @@ const list = (user: TestUser, data: Record<string, unknown>) =>
   call(user.token, { resource: 'leads', action: 'list', data });
 
 describe('cursor paging', () => {
-  let owner: TestUser, agent: string, other: string;
+  let owner: WorldUser, agent: string, other: string;
   let initial: number[];
 
   beforeAll(async () => {
-    owner = await createUser();
-    agent = await createAgent(owner);
-    other = await createAgent(owner);
     // Two agents, many leads sharing one created_at: the keyset must break ties by id.
     const t = Date.now() - 3_600_000;
-    initial = [
-      ...(await createLeads(
-        agent,
-        owner,
-        Array.from({ length: 60 }, (_, i) => ({
-          name: `P${i}`,
-          created_at: new Date(t - (i % 7) * 1000),
-          status: i % 3 ? 'new' : 'qualified',
-        })),
-      )),
-      ...(await createLeads(
-        other,
-        owner,
-        Array.from({ length: 40 }, (_, i) => ({
-          name: `Q${i}`,
-          created_at: new Date(t - (i % 5) * 1000),
-        })),
-      )),
-    ];
+    ({ owner } = await world({
+      owner: {
+        agents: [
+          {
+            leads: manyLeads(60, (i) => ({
+              name: `P${i}`,
+              created_at: new Date(t - (i % 7) * 1000),
+              status: i % 3 ? 'new' : 'qualified',
+            })),
+          },
+          { leads: manyLeads(40, (i) => ({ name: `Q${i}`, created_at: new Date(t - (i % 5) * 1000) })) },
+        ],
+      },
+    }));
+    [agent, other] = owner.agents;
+    initial = owner.leads;
   });
 
   it('never repeats or skips a lead that existed at the first page while leads are added', async () => {
@@ -189,13 +195,13 @@ async function compareAll(user: TestUser, agents: string[], since: Date[], opts:
 }
 
 describe('rollups', () => {
-  let alice: TestUser, bob: TestUser, admin: TestUser;
+  let alice: WorldUser, bob: WorldUser, admin: WorldUser;
   let a1: string, a2: string, b1: string;
 
   beforeAll(async () => {
-    [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-    [a1, a2] = [await createAgent(alice), await createAgent(alice)];
-    b1 = await createAgent(bob);
+    ({ alice, bob, admin } = await world({ alice: { agents: 2 }, bob: { agents: 1 }, admin: { admin: true } }));
+    [a1, a2] = alice.agents;
+    [b1] = bob.agents;
   });
 
   const STATUSES = ['new', 'contacted', 'qualified', 'converted', null, 'imported-odd'] as const;

@@ -3,7 +3,19 @@
 // a run of three letters or digits, the newest-first walk for the others); its count is exact up
 // to 10,000 matches and capped above; the database refuses lead_page arguments outside the caps.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import {
+  adminSql,
+  asRole,
+  call,
+  claimsOf,
+  createAgent,
+  createLeads,
+  createUser,
+  manyLeads,
+  type TestUser,
+  world,
+  type WorldUser,
+} from './helpers.ts';
 
 interface Row {
   id: number;
@@ -40,19 +52,13 @@ const expected = (rows: Row[], term: string) =>
     .map((r) => r.id);
 
 describe('searchTerm semantics', () => {
-  let owner: TestUser, stranger: TestUser, admin: TestUser;
+  let owner: WorldUser, stranger: WorldUser, admin: WorldUser;
   let agent: string, other: string;
   let rows: Row[];
   let otherIds: Set<number>;
   const tag = `q${Date.now().toString(36)}`; // keeps the admin-wide checks to this file's leads
 
   beforeAll(async () => {
-    owner = await createUser();
-    stranger = await createUser();
-    admin = await createUser({ admin: true });
-    agent = await createAgent(owner);
-    other = await createAgent(owner);
-    const strangerAgent = await createAgent(stranger);
     const t = Date.now() - 3_600_000;
     const seeds = [
       { name: `Ann Lee ${tag}`, email: 'ann@example.com', phone: '+1 202 555 0101' },
@@ -69,23 +75,20 @@ describe('searchTerm semantics', () => {
       { name: null, email: null, phone: `+1 303 555 ${tag}` },
       { name: `Anna ${tag}`, email: 'anna@example.com', phone: '+1 202 555 0102' },
     ];
-    const ids = await createLeads(
-      agent,
-      owner,
-      seeds.map((s, i) => ({ ...s, created_at: new Date(t + (i % 4) * 1000) })), // ties broken by id
-    );
-    const more = await createLeads(
-      other,
-      owner,
-      Array.from({ length: 20 }, (_, i) => ({ name: `Ann ${i} ${tag}`, created_at: new Date(t - i * 500) })),
-    );
+    ({ owner, stranger, admin } = await world({
+      owner: {
+        agents: [
+          { leads: seeds.map((s, i) => ({ ...s, created_at: new Date(t + (i % 4) * 1000) })) }, // ties broken by id
+          { leads: manyLeads(20, (i) => ({ name: `Ann ${i} ${tag}`, created_at: new Date(t - i * 500) })) },
+        ],
+      },
+      // Someone else's leads match every term below: none of them may ever appear.
+      stranger: { leads: seeds.map((s) => ({ ...s })) },
+      admin: { admin: true },
+    }));
+    [agent, other] = owner.agents;
+    const [ids, more] = owner.agentLeads;
     otherIds = new Set(more);
-    // Someone else's leads match every term below: none of them may ever appear.
-    await createLeads(
-      strangerAgent,
-      stranger,
-      seeds.map((s) => ({ ...s })),
-    );
     rows = await adminSql<Row[]>`select id::int, name, email, phone, created_at from public.leads
                                   where id = any(${[...ids, ...more]}::bigint[])`;
   });

@@ -26,7 +26,7 @@ afterAll(async () => {
 function startOnce(args: string[]): Promise<string> {
   const child = spawn(process.execPath, ['scripts/start.mjs', ...args], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: url, PORT: String(20000 + Math.floor(Math.random() * 12000)) },
+    env: { ...process.env, DATABASE_URL: url, PORT: '0', DASHBOARD_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

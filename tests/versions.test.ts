@@ -1,16 +1,11 @@
 // Lead versions: kept by a trigger whoever writes, and `update` with ifVersion refusing a stale
 // write (409 CONFLICT with the lead as it is now) without changing anything.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Lead } from '../shared/schemas.ts';
-import { adminSql, asRole, call, claimsOf, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+import { adminSql, asRole, call, claimsOf, createLeads, type TestUser, world } from './helpers.ts';
 
-let alice: TestUser, bob: TestUser, admin: TestUser;
-let agent: string;
-
-beforeAll(async () => {
-  [alice, bob, admin] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  agent = await createAgent(alice);
-});
+const { alice, bob, admin } = await world({ alice: { agents: 1 }, bob: {}, admin: { admin: true } });
+const [agent] = alice.agents;
 
 afterAll(async () => {
   await adminSql`delete from public.agents where id = ${agent}`;

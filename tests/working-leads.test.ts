@@ -10,34 +10,26 @@ import {
   createUser,
   databaseUrl,
   manyLeads,
-  type TestUser,
+  world,
 } from './helpers.ts';
 import postgres from 'postgres';
 
 const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000);
 
-let alice: TestUser, bob: TestUser, admin: TestUser, loner: TestUser;
-let primary: string, second: string, bobAgent: string;
-let leads: number[], secondLeads: number[], bobLeads: number[];
+// The primary agent is the earliest created; `second` is newer and has a small quota.
+const { alice, bob, admin, loner } = await world({
+  alice: { agents: [{ createdAt: ago(600), max: 50, leads: 12 }, { createdAt: ago(60), max: 3, leads: 5 }] },
+  bob: { agents: [{ max: 50, leads: 2 }] },
+  admin: { admin: true },
+  loner: {},
+});
+const [primary, second] = alice.agents;
+const [bobAgent] = bob.agents;
+const [leads, secondLeads] = alice.agentLeads;
+const bobLeads = bob.leads;
 
 const wl = (token: string, action: string, data?: object) => call(token, { resource: 'working-leads', action, data });
 const sa = (token: string, action: string, data?: object) => call(token, { resource: 'sales-agents', action, data });
-
-beforeAll(async () => {
-  [alice, bob, admin, loner] = await Promise.all([
-    createUser(),
-    createUser(),
-    createUser({ admin: true }),
-    createUser(),
-  ]);
-  // The primary agent is the earliest created; `second` is newer and has a small quota.
-  primary = await createAgent(alice, { createdAt: ago(600), max: 50 });
-  second = await createAgent(alice, { createdAt: ago(60), max: 3 });
-  bobAgent = await createAgent(bob, { max: 50 });
-  leads = await createLeads(primary, alice, manyLeads(12));
-  secondLeads = await createLeads(second, alice, manyLeads(5));
-  bobLeads = await createLeads(bobAgent, bob, manyLeads(2));
-});
 
 afterAll(async () => {
   await adminSql`delete from public.agents where user_id in (${alice.id}, ${bob.id}, ${admin.id})`;

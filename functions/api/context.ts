@@ -34,6 +34,14 @@ export interface Req {
 export interface Reply {
   data: unknown;
   status?: number;
+  /** A streamed file instead of the JSON envelope (leads/export): the one non-JSON success. */
+  file?: FileReply;
+}
+
+export interface FileReply {
+  body: ReadableStream<Uint8Array>;
+  contentType: string;
+  filename: string;
 }
 
 /**

@@ -9,13 +9,15 @@ import { ApiError } from '../../shared/errors.ts';
 import {
   corsHeaders,
   failure,
+  fileResponse,
   jsonResponse,
   readBody,
   refuseDeclaredOversize,
   requestIdOf,
 } from '../../shared/http.ts';
 import { recordAdminMode } from './audit.ts';
-import { route, type Routed } from './router.ts';
+import { dispatch, LARGEST_BODY_BYTES, route, type Routed } from './router.ts';
+import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 import { limitRequest, type RateLimits } from './rate-limit.ts';
 
 /**
@@ -80,24 +82,38 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       });
     try {
       if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers });
-      if (req.method !== 'POST') {
+      // Under /v2.0/: the REST door (rest.ts) onto the same route table; anything else is the envelope.
+      const url = new URL(req.url);
+      const rest = restPath(url.pathname);
+      let door: RestMatch | undefined;
+      if (rest !== undefined) {
+        const found = matchRest(req.method, rest);
+        if ('allow' in found) {
+          headers.Allow = found.allow.join(', ');
+          throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed here; use ${found.allow[0]}`);
+        }
+        door = found;
+      } else if (req.method !== 'POST') {
         headers.Allow = 'POST, OPTIONS';
         throw new ApiError('METHOD_NOT_ALLOWED', `Method ${req.method} not allowed; use POST`);
       }
       // A body declared too large is refused before the token is even looked at.
-      await refuseDeclaredOversize(req);
+      await refuseDeclaredOversize(req, LARGEST_BODY_BYTES);
       claims = await deps.verify(req.headers.get('authorization'));
-      const text = await readBody(req);
+      const { text, bytes } = await readBody(req, LARGEST_BODY_BYTES);
       const idempotencyKey = req.headers.get('idempotency-key');
       // After the token is verified: an unauthenticated flood never reaches the database.
       limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
       const db = limiter?.db ?? deps.db;
-      const answer = await route({ db, claims, requestId, idempotencyKey }, text, routed);
+      const ctx = { db, claims, requestId, idempotencyKey };
+      const answer = door
+        ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed, bytes)
+        : await route(ctx, text, routed, bytes);
       Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
-      response = jsonResponse(
+      response = answer.file ? fileResponse(answer.file, headers) : jsonResponse(
         answer.status,
-        answer.body,
+        door ? restBody(answer.status, answer.body) : answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,
       );
     } catch (err) {

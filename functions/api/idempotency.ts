@@ -41,6 +41,8 @@ export interface Answer {
   status: number;
   body: unknown;
   replayed: boolean;
+  /** A streamed file instead of `body` (reads only, so never stored under a key). */
+  file?: import('./context.ts').FileReply;
 }
 
 interface Claim {

@@ -3,14 +3,13 @@ import type { ActionName, ActionParams, LeadEventT, LeadT } from '../../shared/s
 import { encodeHistoryCursor, LEAD_FIELD_NAMES } from '../../shared/schemas.ts';
 import type { Tx } from '../../shared/db.ts';
 import { ApiError, notFound, validationError } from '../../shared/errors.ts';
+import { DATE_RANGE_DAYS } from '../../shared/rules.ts';
 import type { Reply, Req } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
 
 type Params<A extends ActionName<'leads'>> = ActionParams<'leads', A>;
 type Filters = NonNullable<Params<'all'>['filters']>;
-
-const DAYS = { '7d': 7, '30d': 30, '90d': 90, all: undefined } as const;
 
 /** agentId and agentIds narrow each other: both given means leads of agentId, if listed. */
 function agentFilter(f: Omit<Filters, 'status'>): string[] | undefined {
@@ -19,9 +18,9 @@ function agentFilter(f: Omit<Filters, 'status'>): string[] | undefined {
   return f.agentIds.includes(f.agentId) ? [f.agentId] : [];
 }
 
-function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
-  const days = DAYS[f.dateRange ?? 'all'];
-  return days === undefined ? undefined : new Date(Date.now() - days * 86_400_000);
+export function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
+  const days = DATE_RANGE_DAYS[f.dateRange ?? 'all'];
+  return days === null ? undefined : new Date(Date.now() - days * 86_400_000);
 }
 
 /**
@@ -29,7 +28,7 @@ function sinceOf(f: Omit<Filters, 'status'>): Date | undefined {
  * themselves are defined once, in SQL (private.lead_predicate and the rollup read); this only
  * turns the request into their parameters.
  */
-function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date | string | undefined) {
+export function filterArgs(tx: Tx, f: Filters, userId: string | undefined, since: Date | string | undefined) {
   const agents = agentFilter(f);
   const search = f.searchTerm === '' ? undefined : f.searchTerm;
   return tx`${agents ? tx.array(agents) : null}::text[], ${f.status ?? null}::text, ${f.priority ?? null}::text,

@@ -28,7 +28,8 @@ export const leadJson = (tx: Tx) =>
 /** LeadEvent of `lead_events e`. */
 export const leadEventJson = (tx: Tx) =>
   tx.unsafe(`json_build_object('id', e.id, 'leadId', e.lead_id, 'at', e.at, 'actorId', e.actor_id,
-    'adminMode', e.admin_mode, 'requestId', e.request_id, 'kind', e.kind, 'changes', e.changes)`);
+    'adminMode', e.admin_mode, 'requestId', e.request_id,
+    'importId', e.import_id, 'kind', e.kind, 'changes', e.changes)`);
 
 /** Agent of `agents a`. */
 export const agentJson = (tx: Tx) =>

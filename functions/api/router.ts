@@ -4,14 +4,18 @@
  * Idempotency-Key for keyed writes). Handlers never open transactions of their own.
  */
 import { type ActionName, ACTIONS, LeadIdInput, RequestBody, type Resource } from '../../shared/schemas.ts';
-import { validationError } from '../../shared/errors.ts';
-import { access, action, type Ctx, issuesOf, type Route } from './context.ts';
+import { ApiError, validationError } from '../../shared/errors.ts';
+import { MAX_BODY_BYTES } from '../../shared/http.ts';
+import { access, action, actionWithRun, type Ctx, issuesOf, type Route } from './context.ts';
 import { leadsHandlers as leads } from './leads.ts';
 import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
 import { type AdminModeRequest, adminModeRequest, auditHandlers as audit } from './audit.ts';
 import { type Answer, checkKey, requestHash, runKeyed } from './idempotency.ts';
+import { importLeads } from './leads-import.ts';
+import { exportLeads } from './leads-export.ts';
+import { bulkHandlers as bulk } from './leads-bulk.ts';
 
 /**
  * Every action's route, by resource and action: each handler bound to its spec in ACTIONS, so a
@@ -28,6 +32,10 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
     update: action(ACTIONS.leads.update, leads.update),
     delete: action(ACTIONS.leads.delete, leads.delete),
     history: action(ACTIONS.leads.history, leads.history),
+    import: action(ACTIONS.leads.import, importLeads),
+    export: actionWithRun(ACTIONS.leads.export, exportLeads),
+    'bulk-update': action(ACTIONS.leads['bulk-update'], bulk['bulk-update']),
+    'bulk-delete': action(ACTIONS.leads['bulk-delete'], bulk['bulk-delete']),
   },
   'working-leads': {
     list: action(ACTIONS['working-leads'].list, working.list),
@@ -66,19 +74,25 @@ export interface Routed {
   adminMode?: AdminModeRequest;
 }
 
-/** The request envelope, from a JSON body (`POST /functions/v1/api`). */
-export function route(ctx: Ctx, text: string, routed: Routed = {}): Promise<Answer> {
+/** The largest body any action takes: what the handler reads before it knows the action. */
+export const LARGEST_BODY_BYTES = Math.max(
+  MAX_BODY_BYTES,
+  ...Object.values(TABLE).flatMap((actions) => Object.values(actions).map((r) => r.spec.maxBodyBytes ?? 0)),
+);
+
+/** The request envelope, from a JSON body (`POST /functions/v1/api`) of `bodyBytes` bytes. */
+export function route(ctx: Ctx, text: string, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw validationError('Body is not valid JSON', [{ path: '', message: 'expected a JSON object' }]);
   }
-  return dispatch(ctx, body, routed);
+  return dispatch(ctx, body, routed, bodyBytes);
 }
 
 /** An envelope already parsed from JSON (the REST door and bench/direct.ts build them). */
-export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}): Promise<Answer> {
+export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}, bodyBytes = 0): Promise<Answer> {
   routed.adminMode = adminModeRequest(body);
   const top = RequestBody.safeParse(body);
   if (!top.success) throw validationError('Invalid request', issuesOf(top.error, ''));
@@ -99,6 +113,11 @@ export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}): Pr
   }
   routed.action = name;
   const { spec } = found;
+  // Only now is the action known: a body over its own limit is refused before anything runs.
+  const limit = spec.maxBodyBytes ?? MAX_BODY_BYTES;
+  if (bodyBytes > limit) {
+    throw new ApiError('PAYLOAD_TOO_LARGE', `Body is larger than ${limit} bytes, the limit of ${resource}/${name}`);
+  }
 
   let leadId = 0;
   if (spec.id === 'required') {
@@ -115,7 +134,12 @@ export async function dispatch(ctx: Ctx, body: unknown, routed: Routed = {}): Pr
 
   if (found.withRun) {
     const reply = await found.withRun((work) => ctx.db.asUser(scope, work, { readOnly }), params, req, leadId);
-    return { status: reply.status ?? spec.status, body: { success: true, data: reply.data }, replayed: false };
+    return {
+      status: reply.status ?? spec.status,
+      body: { success: true, data: reply.data },
+      replayed: false,
+      file: reply.file,
+    };
   }
   const handler = found.inTx!;
   const run = async (tx: Parameters<typeof handler>[0]) => {

@@ -1,5 +1,5 @@
 -- Agents and their leads: tables, row-level security and the stats RPC.
--- Access rule (CONTRACT.md): a user may use an agent they own; an internal admin may use every
+-- Access rule (docs/api.md): a user may use an agent they own; an internal admin may use every
 -- agent, but only inside a request that switched admin mode on. Everything else follows from it.
 
 create extension if not exists pg_trgm with schema extensions;
@@ -269,6 +269,6 @@ create policy leads_delete on public.leads for delete to authenticated
 -- Stats: public.lead_stats is defined with the rollups it reads, in 20261123000100_lead_rollups.sql.
 -- ---------------------------------------------------------------------------------------------
 
--- Safety net for functions created above before the default was revoked (an older database):
--- nothing in `private` runs for anon or for PUBLIC; authenticated keeps the grants given above.
+-- Whatever default privileges the platform adds to a schema, nothing in `private` runs for anon or
+-- for PUBLIC; authenticated keeps the grants given above.
 revoke execute on all functions in schema private from public, anon;

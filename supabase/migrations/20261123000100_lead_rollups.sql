@@ -1,5 +1,5 @@
 -- Lead counts kept as rollups, so `stats` and a list's exact `count` cost the same at 1k or 1M
--- leads (CONTRACT.md, "Paging, counts and scale"), and the one definition of the list filters.
+-- leads (docs/api.md, paging and counts), and the one definition of the list filters.
 --
 -- Design: every write to `leads`, by any path, appends signed delta rows (+1 / -1 per group) to
 -- `private.lead_rollup` from statement-level triggers. Appending never updates a shared row, so
@@ -351,9 +351,6 @@ begin
 end
 $$;
 
--- An earlier draft of lead_page returned no count: its return type cannot be replaced in place.
-drop function if exists public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer);
-
 /** One page of the leads the caller can see that match the filters, newest first
     (`created_at desc, id desc`), after the keyset (p_after_created, p_after_id) when given, then
     skipping p_offset; each row with `total`, the number of all matches when p_count (else null).
@@ -452,6 +449,3 @@ grant execute on function public.lead_stats(text[], text, text, timestamptz, uui
   public.lead_totals(text[], text, text, text, timestamptz, uuid),
   public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean)
   to authenticated;
-
--- Stats and counts no longer scan leads by (agent_id, status): the rollup answers them.
-drop index if exists public.leads_agent_status_idx;

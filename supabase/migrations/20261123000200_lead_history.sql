@@ -1,4 +1,4 @@
--- Safe writes on leads (CONTRACT.md "Safe writes"): a version the database keeps, duplicate
+-- Safe writes on leads (docs/api.md, safe writes): a version the database keeps, duplicate
 -- detection for creates, and an append-only history of every change to a lead. All three live in
 -- triggers, so they hold for the api function and for a user's own Data API writes alike.
 
@@ -175,7 +175,7 @@ as $$
     and coalesce(p_old -> k, 'null') is distinct from coalesce(p_new -> k, 'null')
 $$;
 
-/** `changes` with the values of a lead's personal fields (CONTRACT: name, email, phone, address,
+/** `changes` with the values of a lead's personal fields (docs/api.md: name, email, phone, address,
     notes, metadata) replaced by null: the event still says the field changed, not to what. */
 create or replace function private.erase_personal_data(p_changes jsonb) returns jsonb
 language sql immutable parallel safe

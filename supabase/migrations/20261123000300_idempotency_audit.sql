@@ -1,7 +1,7 @@
--- Idempotency keys and the admin audit log (CONTRACT.md "Safe writes", "Agents, users and admin
--- tools"). Neither table is granted to anon or authenticated: requests reach them only through
--- the security-definer functions below, which take the user from the verified claims, so nobody
--- can read another user's keys, forge a replay for someone else, or read or write audit entries.
+-- Idempotency keys and the admin audit log (docs/api.md, safe writes and the admin tools).
+-- Neither table is granted to anon or authenticated: requests reach them only through the
+-- security-definer functions below, which take the user from the verified claims, so nobody can
+-- read another user's keys, forge a replay for someone else, or read or write audit entries.
 
 /** One Idempotency-Key of one user: the request's hash and the answer it got. Written once, with
     its answer, in the same transaction as the write (just before COMMIT), so a committed row always

@@ -7,16 +7,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard, serveDashboard, viteBuild } from '../../scripts/dashboard.mjs';
 import { root } from '../../scripts/deno.mjs';
-import {
-  adminSql,
-  call,
-  createAgent,
-  createLeads,
-  createUser,
-  manyLeads,
-  startTestApi,
-  type TestUser,
-} from '../helpers.ts';
+import { adminSql, call, createLeads, manyLeads, startTestApi, type TestUser, world } from '../helpers.ts';
 import { expectAccessible, launchBrowser } from './harness.ts';
 
 // Screenshots land in docs/screenshots with UPDATE_SCREENSHOTS=1, else in a temp dir.
@@ -26,21 +17,30 @@ mkdirSync(shotDir, { recursive: true });
 let api: { url: string; stop: () => Promise<void> };
 let web: { url: string; close: () => Promise<void> };
 let browser: { context: BrowserContext; close: () => Promise<void> };
-let dana: TestUser, omar: TestUser, ada: TestUser;
-let mainAgent: string, batchAgent: string, omarAgent: string;
+const statuses = ['new', 'contacted', 'qualified', 'converted', null];
+const { dana, omar, ada } = await world({
+  dana: {
+    agents: [
+      {
+        name: 'Dana Main',
+        max: 3,
+        leads: [
+          ...manyLeads(28, (i) => ({ status: statuses[i % 5], email: `lead${i}@dana.test` })),
+          { name: 'Zebulon Quest', email: 'zq@dana.test', status: 'qualified' },
+        ],
+      },
+      { name: 'Dana Batch', max: 2 },
+    ],
+  },
+  omar: { agents: [{ name: 'Omar Solo', leads: [{ name: 'Omar Private Lead', status: 'new' }] }] },
+  ada: { admin: true },
+});
+const [mainAgent, batchAgent] = dana.agents;
 
 beforeAll(async () => {
   // Built once per run, and only when the sources changed since the last build.
   const [started] = await Promise.all([startTestApi(), buildDashboard({ quiet: true })]);
   api = started;
-  [dana, omar, ada] = await Promise.all([createUser(), createUser(), createUser({ admin: true })]);
-  mainAgent = await createAgent(dana, { name: 'Dana Main', max: 3 });
-  batchAgent = await createAgent(dana, { name: 'Dana Batch', max: 2 });
-  omarAgent = await createAgent(omar, { name: 'Omar Solo' });
-  const statuses = ['new', 'contacted', 'qualified', 'converted', null];
-  await createLeads(mainAgent, dana, manyLeads(28, (i) => ({ status: statuses[i % 5], email: `lead${i}@dana.test` })));
-  await createLeads(mainAgent, dana, [{ name: 'Zebulon Quest', email: 'zq@dana.test', status: 'qualified' }]);
-  await createLeads(omarAgent, omar, [{ name: 'Omar Private Lead', status: 'new' }]);
   web = await serveDashboard({ port: 0, apiUrl: api.url, tokens: { user: dana.token, admin: ada.token } });
   browser = await launchBrowser();
 }, 240_000);

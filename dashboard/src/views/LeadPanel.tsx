@@ -3,6 +3,7 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { ApiError, type Api, type LeadT } from '../api.ts';
 import { ErrorBox, fmtDate, Loading, Select } from '../components.tsx';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
+import { LEAD_PRIORITIES, LEAD_STATUSES } from '../../../shared/rules.ts';
 import { AgentSelect } from './AgentSelect.tsx';
 
 export type PanelMode = { kind: 'new' } | { kind: 'edit'; id: number };
@@ -96,11 +97,11 @@ export function LeadPanel(
           <label>Phone <input value={form.phone} onChange={(e) => setForm({ ...form, phone: e.target.value })} /></label>
           <Select label="Lead status" value={form.status} onChange={(v) => setForm({ ...form, status: v })}>
             <option value="">(none)</option>
-            {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
+            {LEAD_STATUSES.map((v) => <option key={v}>{v}</option>)}
           </Select>
           <Select label="Lead priority" value={form.priority} onChange={(v) => setForm({ ...form, priority: v })}>
             <option value="">(none)</option>
-            {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
+            {LEAD_PRIORITIES.map((v) => <option key={v}>{v}</option>)}
           </Select>
           <AgentSelect
             label="Lead agent"

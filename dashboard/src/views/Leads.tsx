@@ -3,6 +3,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import type { Api } from '../api.ts';
 import { Empty, ErrorBox, fmtDay, Loading, Select } from '../components.tsx';
 import { adminOf, scopeOf, useSession } from '../session.tsx';
+import { LEAD_PRIORITIES, LEAD_STATUSES } from '../../../shared/rules.ts';
 import { AgentSelect, useAgents } from './AgentSelect.tsx';
 import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
 
@@ -85,11 +86,11 @@ export function Leads() {
           </label>
           <Select label="Status" value={status} onChange={setStatus}>
             <option value="">Any</option>
-            {['new', 'contacted', 'qualified', 'converted'].map((v) => <option key={v}>{v}</option>)}
+            {LEAD_STATUSES.map((v) => <option key={v}>{v}</option>)}
           </Select>
           <Select label="Priority" value={priority} onChange={setPriority}>
             <option value="">Any</option>
-            {['low', 'medium', 'high'].map((v) => <option key={v}>{v}</option>)}
+            {LEAD_PRIORITIES.map((v) => <option key={v}>{v}</option>)}
           </Select>
           <AgentSelect label="Agent" value={agentId} onChange={setAgentId} />
           <button onClick={() => setPanel({ kind: 'new' })}>New lead</button>
