@@ -19,6 +19,7 @@ export const SECTIONS = [
   { name: 'pooled', module: './pooled.mjs' },
   { name: 'scale', module: './scale.mjs' },
   { name: 'rate-limit', module: './rate-limit.mjs' },
+  { name: 'bulk', module: './bulk.mjs' },
 ];
 
 /** The sections in the order the file lists them. */
