@@ -165,9 +165,11 @@ export function Import() {
         <section aria-labelledby="step-run" className="step">
           <h2 id="step-run">4. Import</h2>
           <p className="muted">
-            {dry.data.failed > 0
-              ? `The ${dry.data.failed.toLocaleString('en-US')} failing rows are left out; the others go in.`
-              : 'Every row passed the dry run.'}
+            {dry.data.failed === 0
+              ? 'Every row passed the dry run.'
+              : dry.data.failed === 1
+              ? 'The failing row is left out; the others go in.'
+              : `The ${dry.data.failed.toLocaleString('en-US')} failing rows are left out; the others go in.`}
           </p>
           <button disabled={run.isPending || run.isSuccess} onClick={() => run.mutate()}>
             Import {picked!.rows.toLocaleString('en-US')} rows
