@@ -18,6 +18,13 @@ interface Picked {
   rows: number;
 }
 
+/** The words for each of the api's duplicate modes (a mode added there fails to compile here). */
+const DUPLICATE_CHOICES: Record<(typeof IMPORT_DUPLICATE_MODES)[number], string> = {
+  skip: 'skip the row',
+  update: 'update that lead',
+  create: 'create another lead',
+};
+
 /** What a column maps to before anyone changes it: the api's own rule (a field's name, any case). */
 const defaultField = (column: string): string => {
   const own = column.trim().toLowerCase();
@@ -137,9 +144,7 @@ export function Import() {
               value={onDuplicate}
               onChange={(v) => setOnDuplicate(v as typeof onDuplicate)}
             >
-              <option value="skip">skip the row</option>
-              <option value="update">update that lead</option>
-              <option value="create">create another lead</option>
+              {IMPORT_DUPLICATE_MODES.map((m) => <option key={m} value={m}>{DUPLICATE_CHOICES[m]}</option>)}
             </Select>
           </div>
         </section>
