@@ -27,7 +27,8 @@ const importMap = JSON.parse(readFileSync(join(root, 'deno.json'), 'utf8')).impo
 /** name -> version of every `npm:name@version` import in deno.json: what the bundle must fetch. */
 const pinnedPackages = Object.fromEntries(
   Object.values(importMap).flatMap((s) => {
-    const m = /^npm:(@?[^@]+)@(.+)$/.exec(s);
+    // `npm:name@version` or `npm:name@version/subpath` (csv-parse/sync).
+    const m = /^npm:(@?[^@]+)@([^/]+)(?:\/.*)?$/.exec(s);
     return m ? [[m[1], m[2]]] : [];
   }),
 );
@@ -172,7 +173,7 @@ const denoCheck = (dir: string, env: Record<string, string>) =>
   run(denoBin(), ['check', '--config', String(upload.metadata.import_map_path), entrypoint()], { cwd: dir, env });
 
 describe('the upload, rebuilt in an empty directory (DENO_NO_PACKAGE_JSON=1, empty DENO_DIR)', () => {
-  it('type-checks, fetching exactly the pinned zod, postgres and jose', async () => {
+  it('type-checks, fetching exactly the npm packages pinned in deno.json', async () => {
     const dir = rebuild(upload.files);
     await denoCheck(dir, bundlerEnv());
     expect(registry.packages).toEqual(pinnedPackages);
@@ -213,6 +214,8 @@ describe('the upload, rebuilt in an empty directory (DENO_NO_PACKAGE_JSON=1, emp
           : text,
     );
     const failed = await denoCheck(dir, bundlerEnv()).then(() => null, (e: { stderr: string }) => e.stderr);
-    expect(failed).toMatch(/Could not find a matching package for 'npm:(zod|postgres|jose)@[^']+' in the node_modules/);
+    expect(failed).toMatch(
+      /Could not find a matching package for 'npm:(zod|postgres|jose|csv-parse)@[^']+' in the node_modules/,
+    );
   }, 180_000);
 });
