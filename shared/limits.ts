@@ -23,5 +23,5 @@ export const LIMITS = {
   bulkIds: 1_000,
   bulkMatches: 10_000,
   /** leads/export: leads per keyset chunk (one short read-only transaction each). */
-  exportChunk: 2_000,
+  exportChunk: 5_000,
 } as const;

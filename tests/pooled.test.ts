@@ -51,6 +51,9 @@ beforeAll(async () => {
     RATE_LIMIT_WRITES_PER_MINUTE: '0',
     RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0',
     RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0',
+    // 120 requests a round queue for 12 pool slots and 4 server connections: these tests are about
+    // isolation and the quota, so a loaded machine may make them wait, not answer 503.
+    DB_CONNECT_TIMEOUT_S: '20',
   };
   // Port 0: each instance gets a port from the OS, distinct and free.
   instances = await Promise.all(
