@@ -4,10 +4,13 @@
 //     function RSS growth while exporting 100k vs 10k (≤ 32 MB more);
 //   bulk-update of 1,000 ids: leads/s vs single `update` req/s at c=1 (≥ 20×).
 // Runs on its own: `node bench/bulk.mjs` (embedded Postgres in .data/bench-bulk, or DATABASE_URL),
+// or as the bulk section of `npm run bench` (bench/sections.mjs; its own embedded Postgres, or
+// BULK_DATABASE_URL, so the main data set keeps its size),
 // the function under real Deno, traffic only to 127.0.0.1. A 5xx is counted, never a crash.
 // Function CPU and RSS come from /proc/<deno pid> (utime + stime; VmRSS sampled every 20 ms).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
 import { root, startApi } from '../scripts/deno.mjs';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
@@ -22,8 +25,9 @@ const cpuMs = (pid) => {
 };
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
-async function main() {
-  let url = process.env.DATABASE_URL;
+/** The rows as a markdown table (also printed when run on its own). */
+async function main(url = process.env.DATABASE_URL) {
+  const out = [];
   let stopDb = async () => {};
   if (!url) {
     const db = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-bulk'), port: 54332 });
@@ -35,8 +39,15 @@ async function main() {
   const [users] = await Promise.all([setUp(sql)]);
   const api = await startApi({
     port: 54340 + Math.floor(Math.random() * 50),
-    env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, RATE_LIMITS_OFF: '1', RATE_LIMIT_READS_PER_MINUTE: '0',
-      RATE_LIMIT_WRITES_PER_MINUTE: '0', RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0', RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0' },
+    env: {
+      DATABASE_URL: url,
+      JWT_SECRET: LOCAL_JWT_SECRET,
+      RATE_LIMITS_OFF: '1',
+      RATE_LIMIT_READS_PER_MINUTE: '0',
+      RATE_LIMIT_WRITES_PER_MINUTE: '0',
+      RATE_LIMIT_ADMIN_READS_PER_MINUTE: '0',
+      RATE_LIMIT_ADMIN_WRITES_PER_MINUTE: '0',
+    },
     quiet: true,
   });
   const pid = api.child.pid;
@@ -75,8 +86,11 @@ async function main() {
     // Phones unique to this run (an area code from the clock, never the seeded 212): a rerun on the
     // kept database must not find the last run's leads as duplicates and skip every row.
     const area = 300 + (Math.floor(Date.now() / 1000) % 600);
-    const csv = 'name,email,phone,priority\n' + Array.from({ length: 10_000 }, (_, i) =>
-      `Imported ${i},imp${i}.${Date.now()}@bench.test,+1 ${area} ${String(i).padStart(7, '0')},medium`).join('\n');
+    const csv = 'name,email,phone,priority\n' +
+      Array.from(
+        { length: 10_000 },
+        (_, i) => `Imported ${i},imp${i}.${Date.now()}@bench.test,+1 ${area} ${String(i).padStart(7, '0')},medium`,
+      ).join('\n');
     const cpu0 = cpuMs(pid);
     let t = performance.now();
     const imp = await json(small.token, {
@@ -94,8 +108,14 @@ async function main() {
       ratio: importRows / importS / createRps,
       target: 20,
     });
-    rows.push({ row: 'import function CPU', value: `${importCpu} ms`, base: '≤ 1000 ms', ratio: null, target: null,
-      ok: importCpu <= 1000 });
+    rows.push({
+      row: 'import function CPU',
+      value: `${importCpu} ms`,
+      base: '≤ 1000 ms',
+      ratio: null,
+      target: null,
+      ok: importCpu <= 1000,
+    });
 
     // --- export vs list paging ---------------------------------------------------------------
     let cursor;
@@ -149,8 +169,11 @@ async function main() {
     // --- bulk-update vs update -------------------------------------------------------------
     const ids = (await sql`select id from public.leads where agent_id = ${big.agents[0]} order by id limit 1000`)
       .map((r) => Number(r.id));
-    const updateRps = await rate(SINGLES, (i) =>
-      json(big.token, { resource: 'leads', action: 'update', id: ids[i % ids.length], data: { priority: 'high' } }));
+    const updateRps = await rate(
+      SINGLES,
+      (i) =>
+        json(big.token, { resource: 'leads', action: 'update', id: ids[i % ids.length], data: { priority: 'high' } }),
+    );
     t = performance.now();
     const bu = await json(big.token, {
       resource: 'leads',
@@ -171,15 +194,23 @@ async function main() {
     await sql.end();
     await stopDb();
   }
-  console.log('\n| row | measured | baseline | ratio | target | ok |\n|---|---|---|---|---|---|');
+  out.push('| row | measured | baseline | ratio | target | ok |\n|---|---|---|---|---|---|');
   for (const r of rows) {
     const ok = r.ok ?? (r.ratio >= r.target);
-    console.log(`| ${r.row} | ${r.value} | ${r.base} | ${r.ratio === null ? '' : r.ratio.toFixed(1) + '×'} | ${
-      r.target === null ? '' : '≥ ' + r.target + '×'
-    } | ${ok ? 'yes' : 'NO'} |`);
+    out.push(
+      `| ${r.row} | ${r.value} | ${r.base} | ${r.ratio === null ? '' : r.ratio.toFixed(1) + '×'} | ${
+        r.target === null ? '' : '≥ ' + r.target + '×'
+      } | ${ok ? 'yes' : 'NO'} |`,
+    );
   }
-  console.log(`\n5xx answers: ${errors.count}`);
+  out.push(`\n5xx answers: ${errors.count}`);
+  return out.join('\n');
 }
+
+/** The bulk section of `npm run bench`. */
+export const section = async () =>
+  `## Bulk: import, export, bulk-update\n\n\`BENCH_ONLY=bulk npm run bench\` — its own accounts of 10k and 100k leads ` +
+  `(own database); ratios within this run.\n\n${await main(process.env.BULK_DATABASE_URL)}\n`;
 
 /** A 10k-lead account (1 agent) and a 100k-lead account (2 agents), loaded once with triggers off. */
 async function setUp(sql) {
@@ -192,7 +223,13 @@ async function setUp(sql) {
       await tx`insert into auth.users (id, email) values (${SMALL}, 'bulk-small@bench.test'), (${BIG}, 'bulk-big@bench.test')`;
       await tx`insert into public.agents (id, user_id, name) values ('bulk-small-1', ${SMALL}, 'Small'),
                ('bulk-big-1', ${BIG}, 'Big 1'), ('bulk-big-2', ${BIG}, 'Big 2')`;
-      for (const [agent, user, n] of [['bulk-small-1', SMALL, 10_000], ['bulk-big-1', BIG, 50_000], ['bulk-big-2', BIG, 50_000]]) {
+      for (
+        const [agent, user, n] of [['bulk-small-1', SMALL, 10_000], ['bulk-big-1', BIG, 50_000], [
+          'bulk-big-2',
+          BIG,
+          50_000,
+        ]]
+      ) {
         await tx`insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at, version)
                  select ${agent}, ${user}, 'Lead ' || g, ${agent} || '.' || g || '@bench.test',
                         '+1 212 ' || lpad(g::text, 7, '0'), 'new', 'medium', now() - g * interval '1 minute', 1
@@ -209,7 +246,9 @@ async function setUp(sql) {
   };
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((table) => console.log(`\n${table}`), (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

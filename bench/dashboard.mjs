@@ -11,6 +11,7 @@ import { root, startApi } from '../scripts/deno.mjs';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_USER, loadBenchData } from './data.mjs';
+import { RATE_LIMITS_OFF } from './workloads.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const work = mkdtempSync(join(tmpdir(), 'dash-bench-'));
@@ -40,7 +41,7 @@ const css = size('.css');
 
 const api = await startApi({
   port: 30000 + Math.floor(Math.random() * 2000) + 2000,
-  env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET },
+  env: { ...RATE_LIMITS_OFF, DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET },
   quiet: true,
 });
 const token = await signToken({ sub: BIG_USER, email: 'big@bench.test' });

@@ -1,14 +1,13 @@
-// The pooled part of `npm run bench` (alone: `BENCH_ONLY=pooled` or `npm run bench -- --pooled`):
+// The pooled section of `npm run bench` (alone: `BENCH_ONLY=pooled npm run bench`):
 // the hosted shape, where several function instances with a small pool each share a transaction
 // pooler, against one instance straight on Postgres. Same workloads, same data, same wrk driver.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { startApi } from '../scripts/deno.mjs';
 import { pgbouncerBin, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
 import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
 import { driveWrk } from './wrk.mjs';
 import { WORKLOADS } from './workloads.mjs';
+import { startBenchApi } from './sections.mjs';
 
 export const POOLED_WORKLOADS = ['leads.get', 'leads.list (first page)', 'leads.create'];
 export const POOLED_CONCURRENCY = [32, 64];
@@ -25,6 +24,11 @@ const FIRST_PORT = 24430;
  *           log: (...a: unknown[]) => void }} opts
  */
 export async function runPooled({ url, token, context, seconds, log }) {
+  // One failed run (wrk completed nothing, an instance did not start) is a row that says so.
+  const failed = (what, err) => {
+    log(`  pooled ${what} failed: ${String(err?.message ?? err).split('\n')[0]}`);
+    return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
+  };
   try {
     pgbouncerBin();
   } catch {
@@ -59,13 +63,21 @@ export async function runPooled({ url, token, context, seconds, log }) {
   const loadBefore = loadavg()[0];
   try {
     for (const setup of setups) {
-      const apis = await Promise.all(
-        Array.from(
-          { length: setup.instances },
-          (_, i) => startApi({ port: FIRST_PORT + i, env: setup.env, quiet: true }),
-        ),
+      const started = await Promise.allSettled(
+        Array.from({ length: setup.instances }, (_, i) => startBenchApi({ port: FIRST_PORT + i, env: setup.env })),
       );
+      const apis = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
       try {
+        const down = started.find((s) => s.status === 'rejected');
+        if (down) {
+          const r = failed(`${setup.name} start`, down.reason);
+          for (const name of POOLED_WORKLOADS) {
+            for (const c of POOLED_CONCURRENCY) {
+              results.set(`${name}|${c}`, [...(results.get(`${name}|${c}`) ?? []), r]);
+            }
+          }
+          continue;
+        }
         for (const name of POOLED_WORKLOADS) {
           const workload = WORKLOADS.find((w) => w.name === name);
           for (const c of POOLED_CONCURRENCY) {
@@ -78,8 +90,8 @@ export async function runPooled({ url, token, context, seconds, log }) {
               timeout: '10s',
               log,
             };
-            await driveWrk({ ...opts, seconds: 1 }); // warm-up
-            const r = await driveWrk({ ...opts, seconds });
+            await driveWrk({ ...opts, seconds: 1 }).catch(() => {}); // warm-up
+            const r = await driveWrk({ ...opts, seconds }).catch((err) => failed(`${setup.name}, ${name} c=${c}`, err));
             const key = `${name}|${c}`;
             results.set(key, [...(results.get(key) ?? []), r]);
             log(
@@ -99,14 +111,22 @@ export async function runPooled({ url, token, context, seconds, log }) {
   // Other work on the machine shows up in the numbers; say how much there was.
   const load = `load average ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after`;
   const f0 = (n) => Math.round(n).toLocaleString('en-US');
-  const f1 = (n) => n.toFixed(n < 10 ? 2 : 1);
-  const cell = (r) => `${f0(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''} | ${f1(r.p50)} | ${f1(r.p99)}`;
+  const f1 = (n) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '–');
+  const pct = (a, b) => (a && b ? `${Math.round((100 * a) / b)}%` : '–');
+  const cell = (r) =>
+    r.failed
+      ? 'failed | – | –'
+      : `${f0(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''} | ${f1(r.p50)} | ${f1(r.p99)}`;
   const table = [
-    `| workload | c | ${setups.map((s) => `${s.name} req/s | p50 ms | p99 ms`).join(' | ')} |`,
-    `|---|---|${setups.map(() => '---|---|---|').join('')}`,
+    `| workload | c | ${setups.map((s) => `${s.name} req/s | p50 ms | p99 ms`).join(' | ')} | ${setups[1].name} / ${
+      setups[0].name
+    } (≥ 70% for get) | ${setups[2].name} / ${setups[1].name} (≥ 100%) |`,
+    `|---|---|${setups.map(() => '---|---|---|').join('')}---|---|`,
     ...[...results].map(([key, rs]) => {
       const [name, c] = key.split('|');
-      return `| ${name} | ${c} | ${rs.map(cell).join(' | ')} |`;
+      return `| ${name} | ${c} | ${rs.map(cell).join(' | ')} | ${pct(rs[1]?.rps, rs[0]?.rps)} | ${
+        pct(rs[2]?.rps, rs[1]?.rps)
+      } |`;
     }),
   ].join('\n');
   return `## Pooled: many instances behind a transaction pooler
@@ -125,19 +145,5 @@ ${table}
 
 const bouncerVersion = () => /PgBouncer ([\d.]+)/.exec(execFileSync(pgbouncerBin(), ['--version']).toString())?.[1];
 
-const START = '<!-- pooled:start -->';
-const END = '<!-- pooled:end -->';
-
-/** Puts the pooled section into the file (replacing an earlier one), leaving the rest as it is. */
-export function writePooledSection(file, section) {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch { /* a new file */ }
-  const block = `${START}\n${section}${END}\n`;
-  const at = text.indexOf(START);
-  const next = at >= 0
-    ? text.slice(0, at) + block + text.slice(text.indexOf(END, at) + END.length).replace(/^\n/, '')
-    : `${text}${text && !text.endsWith('\n\n') ? '\n' : ''}${block}`;
-  writeFileSync(file, next);
-}
+/** The pooled section of `npm run bench` (bench/sections.mjs). @param {import('./run.mjs').BenchEnv} bench */
+export const section = (bench) => runPooled(bench);

@@ -1,322 +1,100 @@
-// `npm run bench`: the api against the database's own ceiling, at a million leads.
-// Starts its own embedded Postgres (or uses DATABASE_URL), loads the data once, runs every
-// workload through the function (Deno over HTTP, driven by wrk), directly (bench/direct.ts: the
-// same handler code and SQL on postgres.js) and with pgbench where available, at concurrency 1
-// and 32, then prints one markdown table and writes BENCHMARKS.md.
-// (autocannon was tried first: against Deno's server it saw connection resets and reported
-// latencies hundreds of times the real ones, so wrk it is.)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+// `npm run bench`: every section of BENCHMARKS.md (bench/sections.mjs SECTIONS) from one run, on
+// one database with 2,010,000 leads. Starts its own embedded Postgres (or uses DATABASE_URL),
+// loads the data once, installs wrk and pgbench when missing, then runs each section in turn and
+// writes it as soon as it is done. A section that fails is written as failed (with the reason)
+// and the run goes on; a 5xx inside a section is counted in its table. Exits 0 whenever the
+// database came up.
+//   BENCH_ONLY=scale,pooled   only these sections; the file keeps every other section as it was
+//   BENCH_WORKLOADS=a,b       only the workloads whose names start with these, inside the sections:
+//                             printed, not written, since the section would be incomplete
+//   BENCH_SECONDS (default 5; the scale section's runs default to 3: BENCH_SCALE_SECONDS)
+//   BENCH_PG_PORT (default 24420): the embedded Postgres's port
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
-import { DENO_SERVE_ARGS, denoBin, root, startApi } from '../scripts/deno.mjs';
-import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { root } from '../scripts/deno.mjs';
+import { signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
-import { RATE_LIMITS_OFF, workingSetPrefill, WORKLOADS } from './workloads.mjs';
-import { driveWrk } from './wrk.mjs';
-import { runPooled } from './pooled.mjs';
-import { ensureBin, writeSections } from './sections.mjs';
+import { ensureBin, SECTIONS, writeSections } from './sections.mjs';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONCURRENCY = [1, 32];
-// Ports below the kernel's ephemeral range (32768+), so no outgoing connection can hold them.
-const API_PORT = 24421;
+/**
+ * What every section gets.
+ * @typedef {{ url: string, sql: import('postgres').Sql, log: (...a: unknown[]) => void, seconds: number,
+ *   filter?: string[], wrkBin: string, pgbenchBin: string | null, token: string,
+ *   context: import('./workloads.mjs').BenchContext }} BenchEnv
+ */
+
 const log = (...a) => console.error(...a);
-const started = Date.now();
+const FILE = join(root, 'BENCHMARKS.md');
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+const filter = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((name) => !SECTIONS.some((s) => s.name === name)) ?? [];
+if (unknown.length) {
+  log(`BENCH_ONLY: no section ${unknown.join(', ')}; the sections are ${SECTIONS.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
 
-// --- database and data ------------------------------------------------------------------------
 let pg;
 let url = process.env.DATABASE_URL;
 if (!url) {
   log('starting embedded Postgres (data in .data/bench-postgres; delete it to reload)…');
-  pg = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 24420 });
+  pg = await startEmbeddedPostgres({
+    dir: join(root, '.data', 'bench-postgres'),
+    port: Number(process.env.BENCH_PG_PORT ?? 24420),
+  });
   url = pg.url;
 }
 await migrate(url);
 const sql = postgres(url, { max: 1, onnotice: () => {} });
 await sql`select 1`; // connect first: postgres.js serialises sql.array() only once it knows the array types
 await loadBenchData(url, log);
-// The same starting point every run: no leads from an earlier run's create workload, the working
-// set empty, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
+// The same starting point every run: no leads from an earlier run's create workload, no bench
+// idempotency keys, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
 await sql`delete from public.leads where name like 'Bench %'`;
 await sql`delete from private.idempotency_keys where key like 'bench-%'`;
-await sql`update public.agents set max_working_leads = 5000 where id = ${BIG_AGENTS[0]}`;
 await sql`vacuum analyze public.leads`;
-const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
-                               where agent_id = any(${sql.array(BIG_AGENTS)}::text[]) and name not like 'Bench %'`;
-const agentLeads =
-  (await sql`select id::int from public.leads where agent_id = ${BIG_AGENTS[0]} and name not like 'Bench %'
-                              order by id limit 16000`).map((r) => r.id);
-const context = { leadRange: [lo, hi], agents: BIG_AGENTS, agentLeads };
-const [{ version }] = await sql`select current_setting('server_version') as version`;
-async function resetWorkingSet() {
-  // Requests wrk left in flight still land after it exits: let them, then start clean.
-  await new Promise((r) => setTimeout(r, 500));
-  await sql`delete from public.working_leads where agent_id = ${BIG_AGENTS[0]}`;
-  await sql`insert into public.working_leads (agent_id, lead_id)
-            select ${BIG_AGENTS[0]}, unnest(${sql.array(workingSetPrefill(context, 32))}::bigint[])
-            on conflict do nothing`;
-}
+await sql`vacuum analyze private.lead_rollup`;
 
-// wrk and pgbench: installed from Debian's packages when missing (root only), as the README says.
+// wrk and pgbench: installed from Debian's packages when missing (root only).
 const wrkBin = ensureBin('wrk', 'wrk', log);
-if (!wrkBin) throw new Error('wrk is required: apt-get install wrk');
 const pgbenchBin = ensureBin('pgbench', 'postgresql-contrib', log) ?? ensureBin('pgbench', 'postgresql', log);
 
-// --- the function -----------------------------------------------------------------------------
-const token = await signToken({ sub: BIG_USER, expiresIn: '2h' });
-// The pooled part alone (bench/pooled.mjs): updates only its section of BENCHMARKS.md.
-const POOLED_ONLY = process.env.BENCH_ONLY === 'pooled' || process.argv.includes('--pooled');
-const pooledSection = () => runPooled({ url, token, context, seconds: SECONDS, log });
-if (POOLED_ONLY) {
-  const section = await pooledSection();
-  console.log(section);
-  writeSections(join(root, 'BENCHMARKS.md'), { pooled: section });
-  await sql.end();
-  if (pg) await pg.stop();
-  process.exit(0);
-}
-// The pool size BENCHMARKS.md was measured with (the function's default is 3).
-const env = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10', ...RATE_LIMITS_OFF };
-const api = await startApi({ port: API_PORT, env, quiet: true });
+const [{ lo, hi }] = await sql`select min(id)::int as lo, max(id)::int as hi from public.leads
+                               where agent_id = any(${sql.array(BIG_AGENTS)}::text[]) and name not like 'Bench %'`;
+const agentLeads = (await sql`select id::int from public.leads where agent_id = ${BIG_AGENTS[0]}
+                              and name not like 'Bench %' order by id limit 16000`).map((r) => r.id);
+/** @type {BenchEnv} */
+const bench = {
+  url,
+  sql,
+  log,
+  seconds: Number(process.env.BENCH_SECONDS ?? 5),
+  filter,
+  wrkBin,
+  pgbenchBin,
+  token: await signToken({ sub: BIG_USER, expiresIn: '2h' }),
+  context: { leadRange: [lo, hi], agents: BIG_AGENTS, agentLeads },
+};
 
-/** Drives the function with wrk (bench/wrk.mjs): one thread per stream, 1 at c=1, 2 at c=32. */
-const viaFunction = (workload, connections, seconds = SECONDS) =>
-  driveWrk({ urls: [api.url], token, workload, context, connections, seconds, log });
-
-function viaDirect(mode, concurrency, seconds = SECONDS, extraEnv = {}) {
-  const out = spawnSync(denoBin(), ['run', '-A', 'bench/direct.ts', mode, String(concurrency), String(seconds)], {
-    cwd: root,
-    input: JSON.stringify({ ...context, url, sub: BIG_USER }),
-    env: { ...process.env, ...extraEnv },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  // A failed run is a row that says so, never a crashed benchmark.
+// A full run starts the file afresh, so every section in it is from this run.
+if (!only && !filter) writeSections(FILE, {}, { fresh: true });
+for (const { name, module } of SECTIONS.filter((s) => !only || only.includes(s.name))) {
+  const t0 = Date.now();
+  log(`\n=== section ${name} ===`);
+  let text;
   try {
-    if (out.status !== 0) throw new Error(String(out.stderr).slice(-300));
-    return JSON.parse(out.stdout.toString().trim().split('\n').pop());
+    if (!wrkBin) throw new Error('wrk is missing and could not be installed (apt-get install wrk)');
+    const mod = await import(module);
+    text = await mod.section(bench);
   } catch (err) {
-    log(`direct ${mode} c=${concurrency} failed: ${err.message}`);
-    return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
+    log(`section ${name} failed:`, err);
+    text = `## ${name}\n\nThis section failed in this run: ${
+      String(err?.message ?? err).split('\n')[0].slice(0, 300)
+    }\n`;
   }
-}
-
-// --- pgbench, from the statements the direct path actually sends -------------------------------
-const hasPgbench = Boolean(pgbenchBin);
-function pgbenchScript(workload) {
-  if (workload.name === FLOOR) return { script: FLOOR_SCRIPT, vars: [] };
-  const seen = viaDirect(workload.name, 1, 1, { CAPTURE: '1' }); // the statements of one call, as JSON
-  const vars = [];
-  const body = workload.body(context, 0, 1);
-  const lines = seen.map(({ text, parameters }, s) =>
-    text.replace(/\$(\d+)/g, (_, i) => {
-      const v = parameters[Number(i) - 1];
-      if (v === null) return 'NULL';
-      if (workload.name === 'leads.get' && v === body.id) return ':id';
-      const name = `s${s}p${i}`;
-      vars.push(['-D', `${name}=${typeof v === 'object' ? JSON.stringify(v) : v}`]);
-      return `:${name}`;
-    }).trim() + ';'
-  );
-  const head = workload.name === 'leads.get' ? [`\\set id random(${lo}, ${hi})`] : [];
-  return { script: [...head, ...lines].join('\n'), vars: vars.flat() };
-}
-
-function viaPgbench(workload, clients) {
-  const dir = mkdtempSync(join(tmpdir(), 'pgbench-'));
-  try {
-    const { script, vars } = pgbenchScript(workload);
-    writeFileSync(join(dir, 'w.sql'), script);
-    const u = new URL(url);
-    const run = spawnSync(pgbenchBin, [
-      '-n',
-      '-M',
-      'prepared',
-      '-c',
-      String(clients),
-      '-j',
-      String(Math.min(clients, 2)),
-      '-T',
-      String(SECONDS),
-      '-f',
-      join(dir, 'w.sql'),
-      '-l',
-      '--log-prefix',
-      join(dir, 'log'),
-      ...vars,
-      '-h',
-      u.hostname,
-      '-p',
-      u.port || '5432',
-      '-U',
-      decodeURIComponent(u.username),
-      u.pathname.slice(1) || 'postgres',
-    ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, cwd: dir });
-    const tps = /tps = ([\d.]+)/.exec(run.stdout.toString())?.[1];
-    if (run.status !== 0 || !tps) {
-      return { error: run.stderr.toString().split('\n').find((l) => l.includes('ERROR')) ?? 'failed' };
-    }
-    const lat = readdirSync(dir).filter((f) => f.startsWith('log')).flatMap((f) =>
-      readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[2]) / 1000)
-    ).sort((a, b) => a - b);
-    const q = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
-    return { rps: Number(tps), p50: q(0.5), p99: q(0.99) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-// --- run -----------------------------------------------------------------------------------------
-// The floor: a one-statement request's three round trips ([BEGIN + role switch], `select 1`,
-// COMMIT) through the same pool, the physical limit every action is read against. Direct and
-// pgbench only: the function has no action that does nothing.
-const FLOOR = 'floor (select 1, 3 round trips)';
-const FLOOR_SCRIPT = [
-  'begin read only;',
-  `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{"sub":"${BIG_USER}","role":"authenticated"}', true);`,
-  'select 1;',
-  'commit;',
-].join('\n');
-const rows = [];
-const READS = new Set([FLOOR, 'leads.get', 'leads.list (first page)', 'leads.list (searchTerm)', 'leads.stats (100k leads)']);
-const only = process.env.BENCH_ONLY?.split(',');
-const failed = (err) => {
-  log(`  run failed: ${err.message}`);
-  return { rps: 0, p50: NaN, p99: NaN, errors: 1, failed: true };
-};
-for (const workload of [{ name: FLOOR }, ...WORKLOADS].filter((w) => !only || only.includes(w.name))) {
-  for (const c of CONCURRENCY) {
-    let fn = null;
-    if (workload.name !== FLOOR) {
-      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-      await viaFunction(workload, c, 1).catch(failed); // warm-up
-      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-      fn = await viaFunction(workload, c).catch(failed);
-      if (workload.name.startsWith('working-leads')) await resetWorkingSet();
-    }
-    const direct = viaDirect(workload.name === FLOOR ? 'floor' : workload.name, c);
-    const bench = hasPgbench && READS.has(workload.name) ? viaPgbench(workload, c) : null;
-    rows.push({ workload: workload.name, c, fn, direct, bench });
-    log(
-      `${workload.name} c=${c}: function ${fn ? fn.rps.toFixed(0) : '–'}/s p50 ${fn?.p50}ms; direct ${
-        direct.rps.toFixed(0)
-      }/s` +
-        (bench?.rps ? `; pgbench ${bench.rps.toFixed(0)}/s` : bench?.error ? `; pgbench ${bench.error}` : ''),
-    );
-  }
-}
-await resetWorkingSet();
-
-const peakRss = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${api.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-await api.stop();
-
-await sql`vacuum analyze public.leads`; // after the create workload, as autovacuum would
-const stats = {
-  rls: viaDirect('leads.stats (100k leads)', 1),
-  owner: viaDirect('stats-owner', 1),
-  naive: viaDirect('stats-naive', 1, Math.max(SECONDS, 5)),
-};
-log(
-  `stats p50: rls ${stats.rls.p50.toFixed(1)}ms, owner ${stats.owner.p50.toFixed(1)}ms, naive ${
-    stats.naive.p50.toFixed(1)
-  }ms`,
-);
-
-// Cold start: process start to the first 200, ten times.
-const coldStarts = [];
-for (let i = 0; i < 10; i++) {
-  const t0 = performance.now();
-  const child = spawn(denoBin(), DENO_SERVE_ARGS, {
-    cwd: root,
-    env: { ...process.env, ...env, PORT: String(API_PORT + 1) },
-    stdio: 'ignore',
-  });
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  for (;;) {
-    if (exited || performance.now() - t0 > 10_000) break; // counted as 10 s, never a crash
-    const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-      body: '{"resource":"sales-agents","action":"quota"}',
-    }).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  coldStarts.push(performance.now() - t0);
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await gone;
-}
-coldStarts.sort((a, b) => a - b);
-const coldStart = (coldStarts[4] + coldStarts[5]) / 2;
-
-// --- report --------------------------------------------------------------------------------------
-const f0 = (n) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
-const f1 = (n) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(n < 10 ? 2 : 1));
-const pct = (a, b) => (a && b && Number.isFinite(a / b) ? `${Math.round((100 * a) / b)}%` : '–');
-const at = (name, c) => rows.find((r) => r.workload === name && r.c === c);
-const rate = (r) => (r?.failed ? 'failed' : `${f0(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''}`);
-const table = [
-  '| workload | c | function req/s | p50 ms | p99 ms | direct req/s | p50 ms | p99 ms | pgbench tps | p50 ms | p99 ms | function / direct | / get (function) | / floor (direct) |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map(({ workload, c, fn, direct, bench }) =>
-    `| ${workload} | ${c} | ${fn ? rate(fn) : '–'} | ${f1(fn?.p50)} | ${f1(fn?.p99)} | ` +
-    `${rate(direct)} | ${f1(direct.p50)} | ${f1(direct.p99)} | ` +
-    `${bench?.rps ? f0(bench.rps) : bench?.error ? 'n/a' : '–'} | ${f1(bench?.p50)} | ${f1(bench?.p99)} | ` +
-    `${pct(fn?.rps, direct.rps)} | ${pct(fn?.rps, at('leads.get', c)?.fn?.rps)} | ` +
-    `${pct(fn ? fn.rps : direct.rps, at(FLOOR, c)?.direct?.rps)} |`
-  ),
-].join('\n');
-const extras = [
-  '| measure | value |',
-  '|---|---|',
-  `| stats p50 as the user (RLS), c=1 | ${f1(stats.rls.p50)} ms |`,
-  `| stats p50 as the table owner, explicit filter, c=1 | ${f1(stats.owner.p50)} ms |`,
-  `| RLS cost over the owner's query | ${Math.round((100 * (stats.rls.p50 - stats.owner.p50)) / stats.owner.p50)}% |`,
-  `| stats p50, naive (fetch the leads, count in JS), c=1 | ${f1(stats.naive.p50)} ms (${
-    (stats.naive.p50 / stats.rls.p50).toFixed(0)
-  }× slower) |`,
-  `| cold start, process start to first 200 (median of 10) | ${f1(coldStart)} ms |`,
-  `| function peak RSS under load (VmHWM) | ${f1(peakRss)} MB |`,
-  `| round trips per one-statement request | 3: [BEGIN + role switch], statement, COMMIT |`,
-].join('\n');
-const machine =
-  `${cpus().length} cores (${cpus()[0]?.model.trim()}), PostgreSQL ${version}, Deno ${
-    execFileSync(denoBin(), ['--version']).toString().split('\n')[0].split(' ')[1]
-  }, ${SECONDS} s per run, ` +
-  `pool of 10 connections on both sides, run on ${new Date().toISOString().slice(0, 10)} in ` +
-  `${Math.round((Date.now() - started) / 1000)} s`;
-const report = `## Main table
-
-\`npm run bench\` — 2,010,000 leads (1,000 users × 900, one account with 100,000 leads over 5 agents, and the
-scale curve's 10k and 1M accounts); every workload as the 100k account. **function**: the api under Deno over
-HTTP, driven by wrk from a separate process. **direct**: the same handler code and SQL (role switch included)
-on postgres.js in a plain Deno script. **pgbench**: the statements the direct path sends, as a pgbench script
-(\`-M prepared\`). **floor**: the three round trips of a one-statement request with \`select 1\`, through the
-same pool; "/ floor" is each row's throughput (function, or direct for the floor itself) over the floor's
-direct throughput at the same concurrency. "errors" counts non-2xx answers and socket errors; a failed run
-says "failed" and the bench goes on.
-
-${machine}.
-
-${table}
-
-${extras}
-`;
-console.log(report);
-if (!process.env.BENCH_ONLY) {
-  const pooled = await pooledSection().catch((err) => `## Pooled\n\nThe pooled run failed: ${err.message}\n`);
-  console.log(pooled);
-  // A full run: the file is rewritten with this run's sections only (bench/scale.mjs adds its own).
-  writeSections(join(root, 'BENCHMARKS.md'), { main: report, pooled }, { fresh: true });
-} else {
-  // A partial run replaces only its own section: the full table stays as the last full run wrote it.
-  writeSections(join(root, 'BENCHMARKS.md'), {
-    partial: `## Partial run: \`BENCH_ONLY=${process.env.BENCH_ONLY}\`\n\n${machine}.\n\n${table}\n`,
-  });
+  console.log(text);
+  log(`=== section ${name}: ${Math.round((Date.now() - t0) / 1000)} s ===`);
+  if (!filter) writeSections(FILE, { [name]: text });
 }
 await sql.end();
 if (pg) await pg.stop();

@@ -1,14 +1,36 @@
 // BENCHMARKS.md as a list of sections, each between its own markers (`<!-- name:start -->` …
-// `<!-- name:end -->`). A full `npm run bench` writes every section from that one run; a partial
-// run (`BENCH_ONLY`) replaces only the sections it measured and leaves the others as they are.
-// A new benchmark adds a section by name (and, for the main table, a row by adding a workload in
-// bench/workloads.mjs): nothing else in the file needs to change.
+// `<!-- name:end -->`), each measured by one module of SECTIONS. A full `npm run bench` writes
+// every section from that one run; a partial run (`BENCH_ONLY=scale,pooled`) replaces only the
+// sections it measured and leaves the others as they are. A new benchmark is one line in
+// SECTIONS (and, for the main table, a row is one workload in bench/workloads.mjs).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startApi } from '../scripts/deno.mjs';
+import { RATE_LIMITS_OFF } from './workloads.mjs';
+
+/**
+ * The sections of `npm run bench`, in the order it runs them and the file lists them. Each module
+ * exports `section(bench)` (bench: see bench/run.mjs `BenchEnv`) resolving to the section's
+ * markdown; a section that throws is written as "failed" with the reason, and the run goes on.
+ */
+export const SECTIONS = [
+  { name: 'main', module: './main.mjs' },
+  { name: 'pooled', module: './pooled.mjs' },
+  { name: 'scale', module: './scale.mjs' },
+  { name: 'rate-limit', module: './rate-limit.mjs' },
+  { name: 'bulk', module: './bulk.mjs' },
+  { name: 'webhooks', module: './webhooks.mjs' },
+];
 
 /** The sections in the order the file lists them. */
-export const SECTION_ORDER = ['main', 'pooled', 'scale', 'webhooks', 'partial'];
+export const SECTION_ORDER = SECTIONS.map((s) => s.name);
+
+/**
+ * A function instance for a benchmark: rate limiting off unless `env` says otherwise (the limiter
+ * is on by default in any instance started from env, and only bench/rate-limit.mjs measures it).
+ */
+export const startBenchApi = ({ port, env }) => startApi({ port, env: { ...RATE_LIMITS_OFF, ...env }, quiet: true });
 
 const block = (name, text) => `<!-- ${name}:start -->\n${text.trimEnd()}\n<!-- ${name}:end -->`;
 
@@ -28,7 +50,9 @@ export function writeSections(file, sections, { fresh = false, header = '# Bench
   const names = Object.keys(sections).sort((a, b) => SECTION_ORDER.indexOf(a) - SECTION_ORDER.indexOf(b));
   for (const name of names) {
     const re = new RegExp(`<!-- ${name}:start -->[\\s\\S]*?<!-- ${name}:end -->`);
-    text = re.test(text) ? text.replace(re, () => block(name, sections[name])) : `${text.trimEnd()}\n\n${block(name, sections[name])}\n`;
+    text = re.test(text)
+      ? text.replace(re, () => block(name, sections[name]))
+      : `${text.trimEnd()}\n\n${block(name, sections[name])}\n`;
   }
   writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
 }

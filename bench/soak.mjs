@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { startApi } from '../scripts/deno.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { RATE_LIMITS_OFF } from './workloads.mjs';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 32);
@@ -38,7 +39,7 @@ const token = await signToken({ sub: USER, expiresIn: '2h' });
 const api = await startApi({
   port: 24431,
   quiet: true,
-  env: { DATABASE_URL: pg.url, JWT_SECRET: LOCAL_JWT_SECRET, DB_CONNECT_TIMEOUT_S: '2' },
+  env: { ...RATE_LIMITS_OFF, DATABASE_URL: pg.url, JWT_SECRET: LOCAL_JWT_SECRET, DB_CONNECT_TIMEOUT_S: '2' },
 });
 const endpoint = `${api.url}/functions/v1/api`;
 

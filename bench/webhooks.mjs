@@ -1,4 +1,4 @@
-// `npm run bench:webhooks` (`node bench/webhooks.mjs`): what webhooks cost the write path and whether one dispatcher keeps up.
+// The webhooks section of `npm run bench` (`npm run bench:webhooks`; or on its own, `node bench/webhooks.mjs`): what webhooks cost the write path and whether one dispatcher keeps up.
 // The leads.create workload through the function (Deno, wrk) at c=32, without an endpoint, then
 // with one endpoint subscribed to lead.created (a receiver on 127.0.0.1 in this process) and one
 // dispatcher (scripts/webhooks-dispatcher.ts) running beside it, then without again (so drift of a
@@ -187,7 +187,12 @@ beside it; the receiver on 127.0.0.1 answers 204 at once.
 `;
 }
 
-// Run on its own: a throwaway embedded Postgres unless DATABASE_URL is set.
+/** Its section of `npm run bench` (bench/sections.mjs), on the run's database. */
+export async function section({ url, seconds, log }) {
+  return (await runWebhooksBench({ url, seconds: Math.max(seconds, 5), log })).section;
+}
+
+// Run on its own (`node bench/webhooks.mjs`): a throwaway embedded Postgres unless DATABASE_URL is set.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   let pg;

@@ -124,6 +124,16 @@ const CASES = (): Record<string, Case[]> => ({
       expect: (rows) => expect((rows[0].r as { maxWorkingLeads: number }).maxWorkingLeads).toBe(10_000),
     },
   ],
+  'public.lead_get(bigint)': [
+    { name: 'a null id', args: [null], expect: (rows) => expect(rows[0].r).toBeNull() },
+    { name: 'the largest id', args: ['9223372036854775807'], expect: (rows) => expect(rows[0].r).toBeNull() },
+    { name: 'a negative id', args: [-1], expect: (rows) => expect(rows[0].r).toBeNull() },
+    {
+      name: 'its own lead',
+      args: [leadIds[0]],
+      expect: (rows) => expect((rows[0].r as { id: number }).id).toBe(leadIds[0]),
+    },
+  ],
 });
 
 interface Exposed {

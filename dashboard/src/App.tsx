@@ -10,11 +10,13 @@ import { Leads } from './views/Leads.tsx';
 import { WorkingSet } from './views/WorkingSet.tsx';
 import { Agents } from './views/Agents.tsx';
 import { Audit } from './views/Audit.tsx';
+import { Import } from './views/Import.tsx';
 import { Webhooks } from './views/Webhooks.tsx';
 
 const VIEWS = [
   ['overview', 'Overview'],
   ['leads', 'Leads'],
+  ['import', 'Import'],
   ['working', 'Working set'],
   ['agents', 'Agents'],
   ['webhooks', 'Webhooks'],
@@ -101,6 +103,7 @@ export function App() {
       <main className="content">
         {view === 'overview' && <Overview />}
         {view === 'leads' && <Leads />}
+        {view === 'import' && <Import />}
         {view === 'working' && <WorkingSet />}
         {view === 'agents' && <Agents />}
         {view === 'webhooks' && <Webhooks />}

@@ -82,11 +82,11 @@ function listing(summary: boolean) {
   };
 }
 
+/** One function call (public.lead_get): its plan is cached per server connection, so even
+    behind a transaction pooler (no prepared statements) a get is not planned again. */
 async function get(tx: Tx, _p: Params<'get'>, _req: Req, id: number): Promise<Reply> {
-  const [row] = await tx<{ lead: unknown }[]>`
-    select ${leadJson(tx)} as lead from public.leads l join public.agents a on a.id = l.agent_id
-    where l.id = ${id}`;
-  if (!row) throw notFound('Lead');
+  const [row] = await tx<{ lead: unknown }[]>`select public.lead_get(${id}::bigint) as lead`;
+  if (!row?.lead) throw notFound('Lead');
   return { data: { lead: row.lead } };
 }
 

@@ -6,6 +6,7 @@ import { adminOf, scopeOf, useSession } from '../session.tsx';
 import { LEAD_PRIORITIES, LEAD_STATUSES } from '../../../shared/rules.ts';
 import { AgentSelect, useAgents } from './AgentSelect.tsx';
 import { LeadPanel, type PanelMode } from './LeadPanel.tsx';
+import { BulkActions } from './BulkActions.tsx';
 
 const PAGE_SIZE = 25;
 type ListInput = NonNullable<Parameters<Api['leads']['list']>[0]>;
@@ -66,6 +67,21 @@ export function Leads() {
     onSuccess: () => qc.invalidateQueries({ queryKey: ['working'] }),
   });
 
+  // leads/export answers with the file itself: saved under the name its Content-Disposition gives.
+  const exportCsv = useMutation({
+    mutationFn: async () => {
+      const res = await s.api.leads.export({ ...scope, filters, format: 'csv' });
+      const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'leads.csv';
+      const url = URL.createObjectURL(await res.blob());
+      const a = Object.assign(document.createElement('a'), { href: url, download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      return name;
+    },
+  });
+
   const toggle = (id: number) =>
     setSelected((prev) => {
       const next = new Set(prev);
@@ -94,7 +110,18 @@ export function Leads() {
           </Select>
           <AgentSelect label="Agent" value={agentId} onChange={setAgentId} />
           <button onClick={() => setPanel({ kind: 'new' })}>New lead</button>
+          <button disabled={exportCsv.isPending} onClick={() => exportCsv.mutate()}>Export CSV</button>
+          {exportCsv.isPending && <span role="status">Exporting…</span>}
+          {exportCsv.isSuccess && <span role="status">Saved {exportCsv.data}</span>}
         </div>
+        <ErrorBox error={exportCsv.error} title="Export failed" />
+        <BulkActions
+          selected={[...selected]}
+          count={list.isPlaceholderData ? null : data?.count ?? null}
+          countCapped={Boolean(data?.countCapped)}
+          filters={filters}
+          onDone={() => setSelected(new Set())}
+        />
 
         <div className="toolbar" aria-label="Selection">
           <span>{selected.size} selected</span>

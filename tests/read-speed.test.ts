@@ -1,0 +1,136 @@
+// lead_page's pages by scope (20261201000500_read_speed.sql): one static statement per scope and
+// keyset shape for pages without optional filters, the statement built for the filters otherwise.
+// Walked by cursor in every scope, each must give exactly the scope's leads, newest first, ties
+// broken by id, none twice. The walks run more pages than the plan cache's five custom plans, so
+// the pool's connections also serve pages from the static statements' cached generic plans.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminSql, call, createAgent, createLeads, createUser, type TestUser } from './helpers.ts';
+
+let alice: TestUser, bob: TestUser, admin: TestUser;
+let a1: string, a2: string, b1: string;
+// Far in the future (only the table owner can set created_at): in admin mode over every agent,
+// these are the newest leads of the whole database, whatever other test files add meanwhile.
+const FUTURE = Date.parse('2100-01-01T00:00:00Z');
+
+beforeAll(async () => {
+  alice = await createUser();
+  bob = await createUser();
+  admin = await createUser({ admin: true });
+  a1 = await createAgent(alice);
+  a2 = await createAgent(alice);
+  b1 = await createAgent(bob);
+  // Many leads share a created_at: the keyset must break ties by id.
+  const seeds = (n: number, tag: string) =>
+    Array.from({ length: n }, (_, i) => ({
+      name: `${tag}${i}`,
+      created_at: new Date(FUTURE - (i % 6) * 1000),
+      status: i % 3 ? 'new' : 'qualified',
+    }));
+  await createLeads(a1, alice, seeds(31, 'A'));
+  await createLeads(a2, alice, seeds(23, 'B'));
+  await createLeads(b1, bob, seeds(17, 'C'));
+});
+
+/** The leads of `where` (over `public.leads l`), newest first, as the table owner sees them. */
+async function truth(where: string, params: unknown[]): Promise<number[]> {
+  const rows = await adminSql.unsafe(
+    `select l.id from public.leads l where l.created_at >= '2099-12-31' and ${where}
+     order by l.created_at desc, l.id desc`,
+    params as never[],
+  );
+  return rows.map((r) => Number(r.id));
+}
+
+/** Every page by cursor (limit 5), or the first `pages` of them. */
+async function walk(user: TestUser, data: Record<string, unknown>, pages = Infinity): Promise<number[]> {
+  const ids: number[] = [];
+  let cursor: string | undefined;
+  for (let n = 0; n < pages; n++) {
+    const r = await call(user.token, {
+      resource: 'leads',
+      action: 'list',
+      data: { ...data, limit: 5, ...(cursor ? { cursor } : {}) },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    ids.push(...r.body.data.leads.map((l: { id: number }) => l.id));
+    cursor = r.body.data.nextCursor ?? undefined;
+    if (!cursor) break;
+  }
+  return ids;
+}
+
+describe('lead_page by scope, walked by cursor', () => {
+  it("a user's own account: every lead of their agents, none of another user's", async () => {
+    const want = await truth('l.user_id = $1', [alice.id]);
+    expect(want).toHaveLength(54);
+    expect(await walk(alice, {})).toEqual(want);
+  });
+
+  it('an agent filter: only the named agents the caller may use', async () => {
+    expect(await walk(alice, { filters: { agentIds: [a2] } })).toEqual(await truth('l.agent_id = $1', [a2]));
+    // bob's agent named by alice: nothing of it.
+    expect(await walk(alice, { filters: { agentIds: [a1, b1] } })).toEqual(await truth('l.agent_id = $1', [a1]));
+  });
+
+  it('optional filters (the statement built for them) agree with the same scope unfiltered', async () => {
+    expect(await walk(alice, { filters: { status: 'qualified' } })).toEqual(
+      await truth(`l.user_id = $1 and l.status = 'qualified'`, [alice.id]),
+    );
+    expect(await walk(alice, { filters: { agentIds: [a1], status: 'new' } })).toEqual(
+      await truth(`l.agent_id = $1 and l.status = 'new'`, [a1]),
+    );
+  });
+
+  it('admin mode: one user by userId, and every agent', async () => {
+    expect(await walk(admin, { adminMode: true, userId: bob.id })).toEqual(await truth('l.user_id = $1', [bob.id]));
+    const everyone = await truth('l.user_id = any($1::uuid[])', [[alice.id, bob.id]]);
+    // The newest leads of the whole database are these 71: the first pages over every agent.
+    const pages = Math.ceil(everyone.length / 5);
+    expect((await walk(admin, { adminMode: true }, pages)).slice(0, everyone.length)).toEqual(everyone);
+  });
+
+  it('the count of a page without a search is the exact total of its scope', async () => {
+    const r = await call(alice.token, {
+      resource: 'leads',
+      action: 'list',
+      data: { limit: 5, count: 'exact', filters: { agentIds: [a1, a2] } },
+    });
+    expect(r.body.data.count).toBe(54);
+    expect(r.body.data.countCapped).toBe(false);
+  });
+});
+
+describe('get through public.lead_get', () => {
+  it('answers exactly the Lead a create and an update returned (one shape in SQL and in projections.ts)', async () => {
+    const created = await call(alice.token, {
+      resource: 'leads',
+      action: 'create',
+      data: {
+        agent_id: a1,
+        name: 'Shape',
+        email: 'shape@example.test',
+        phone: '+1 555 0100',
+        priority: 'high',
+        budget: '1200',
+        address: { city: 'Lyon' },
+        metadata: { k: [1, 2] },
+        is_decision_maker: true,
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const lead = created.body.data.lead;
+    const got = await call(alice.token, { resource: 'leads', action: 'get', id: lead.id });
+    expect(got.status).toBe(200);
+    expect(JSON.stringify(got.body.data.lead)).toBe(JSON.stringify(lead));
+    const updated = await call(alice.token, { resource: 'leads', action: 'update', id: lead.id, data: { notes: 'n' } });
+    const again = await call(alice.token, { resource: 'leads', action: 'get', id: lead.id });
+    expect(JSON.stringify(again.body.data.lead)).toBe(JSON.stringify(updated.body.data.lead));
+  });
+
+  it("is a 404 for another user's lead and for none", async () => {
+    const [bobs] = await createLeads(b1, bob, [{ name: 'Hidden' }]);
+    expect((await call(alice.token, { resource: 'leads', action: 'get', id: bobs })).status).toBe(404);
+    expect((await call(alice.token, { resource: 'leads', action: 'get', id: 2 ** 40 })).status).toBe(404);
+    expect((await call(bob.token, { resource: 'leads', action: 'get', id: bobs })).status).toBe(200);
+  });
+});
