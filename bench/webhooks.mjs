@@ -153,10 +153,10 @@ export async function runWebhooksBench({ url, seconds, connections = 32, log = c
     deliveredInRun,
     errors: before.errors + queued.errors + during.errors + after.errors,
   };
-  return { result, section: section(result, connections, seconds) };
+  return { result, section: markdown(result, connections, seconds) };
 }
 
-function section(r, c, seconds) {
+function markdown(r, c, seconds) {
   const f = (x) => x.toFixed(0);
   return `## Webhooks (bench/webhooks.mjs)
 
