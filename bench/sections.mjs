@@ -20,6 +20,7 @@ export const SECTIONS = [
   { name: 'scale', module: './scale.mjs' },
   { name: 'rate-limit', module: './rate-limit.mjs' },
   { name: 'bulk', module: './bulk.mjs' },
+  { name: 'webhooks', module: './webhooks.mjs' },
 ];
 
 /** The sections in the order the file lists them. */

@@ -7,6 +7,7 @@ import { migrate, MigrationChangedError, startEmbeddedPostgres } from './local-d
 import { root, startApi } from './deno.mjs';
 import { DEMO_USERS, LOCAL_JWT_SECRET, signToken } from './tokens.mjs';
 import { startDashboard, stopBuild } from './dashboard.mjs';
+import { startDispatcher } from './dispatcher.mjs';
 
 const API_PORT = Number(process.env.PORT ?? 54321);
 const DB_PORT = Number(process.env.DB_PORT ?? 54322);
@@ -32,10 +33,15 @@ console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Database schema
 
 // The function has no default secret: the local one is handed to it here, explicitly.
 const secret = process.env.JWT_SECRET || LOCAL_JWT_SECRET;
+// Local development: webhooks may go to receivers on this machine (http, private addresses)
+// unless the environment says otherwise.
+const webhooksEnv = { WEBHOOKS_ALLOW_PRIVATE: process.env.WEBHOOKS_ALLOW_PRIVATE ?? 'true' };
 const api = await startApi({
   port: API_PORT,
-  env: { DATABASE_URL: databaseUrl, JWT_SECRET: secret },
+  env: { DATABASE_URL: databaseUrl, JWT_SECRET: secret, ...webhooksEnv },
 });
+// The webhook dispatcher, beside the function: it delivers the outbox (see docs/webhooks.md).
+const dispatcher = await startDispatcher({ env: { DATABASE_URL: databaseUrl, ...webhooksEnv } });
 
 const userToken = await signToken({ ...DEMO_USERS.user, secret, expiresIn: '7d' });
 const adminToken = await signToken({ ...DEMO_USERS.admin, secret, expiresIn: '7d' });
@@ -65,6 +71,7 @@ async function shutdown() {
   console.log('\nStopping…');
   stopBuild();
   await dashboard?.close();
+  await dispatcher.stop();
   await api.stop();
   if (db) await db.stop();
   process.exit(0);
@@ -74,6 +81,12 @@ process.on('SIGTERM', shutdown);
 api.child.on('exit', (code) => {
   if (!stopping) {
     console.error(`The api process exited (${code}).`);
+    shutdown();
+  }
+});
+dispatcher.child.on('exit', (code) => {
+  if (!stopping) {
+    console.error(`The webhook dispatcher exited (${code}).`);
     shutdown();
   }
 });

@@ -235,6 +235,17 @@ export function createApiClient(
     audit: {
       list: (data?: In<'audit', 'list'>) => invoke('audit', 'list', { data }),
     },
+    webhooks: {
+      create: (data: In<'webhooks', 'create'>) => invoke('webhooks', 'create', { data }),
+      list: (data?: In<'webhooks', 'list'>) => invoke('webhooks', 'list', { data }),
+      update: (data: In<'webhooks', 'update'>) => invoke('webhooks', 'update', { data }),
+      delete: (data: In<'webhooks', 'delete'>, call?: CallOptions) => invoke('webhooks', 'delete', { data }, call),
+      rotateSecret: (data: In<'webhooks', 'rotate-secret'>, call?: CallOptions) =>
+        invoke('webhooks', 'rotate-secret', { data }, call),
+      test: (data: In<'webhooks', 'test'>) => invoke('webhooks', 'test', { data }),
+      deliveries: (data: In<'webhooks', 'deliveries'>) => invoke('webhooks', 'deliveries', { data }),
+      replay: (data: In<'webhooks', 'replay'>, call?: CallOptions) => invoke('webhooks', 'replay', { data }, call),
+    },
   };
 }
 

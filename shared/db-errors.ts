@@ -38,6 +38,8 @@ const BY_SQLSTATE: Record<string, (e: PgError, err: unknown) => ApiError> = {
   },
   // Deleting an agent that still has leads (private.agents_before_delete).
   LC409: () => new ApiError('CONFLICT', 'Agent still has leads; move or delete them first'),
+  // A user's 21st webhook endpoint (private.webhook_endpoints_before_write).
+  LW409: (e) => new ApiError('CONFLICT', capitalised(String(e.message))),
   LAD09: (e) => {
     const detail = jsonDetail(e) as { leadId?: unknown } | undefined;
     return new ApiError('DUPLICATE_LEAD', 'A lead with this email or phone already exists', {

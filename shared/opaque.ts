@@ -20,9 +20,15 @@ export function canonicalJson(value: unknown): string {
  */
 export const MAX_OPAQUE_LENGTH = 2000;
 
+/** Bytes as standard base64 (webhook secrets and signatures, shared/webhook-signing.ts). */
+export const toBase64 = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes));
+
+/** Standard base64 as bytes; throws on text that is not base64. */
+export const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
 /** A JSON value as base64url text: what a `nextCursor` looks like to a caller. */
 export const encodeOpaque = (value: unknown): string =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(value))))
+  toBase64(new TextEncoder().encode(JSON.stringify(value)))
     .replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
 
 /** The JSON value inside an opaque text, or undefined when it is not base64url of UTF-8 JSON. */

@@ -57,6 +57,16 @@ export const EXAMPLES: { [R in Resource]: { [A in keyof (typeof ACTIONS)[R]]: { 
   audit: {
     list: { data: { adminMode: true, limit: 25 } },
   },
+  webhooks: {
+    create: { data: { url: 'https://hooks.example.com/leads', events: ['lead.created', 'lead.updated'] } },
+    list: {},
+    update: { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b', enabled: true } },
+    delete: { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b' } },
+    'rotate-secret': { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b' } },
+    test: { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b' } },
+    deliveries: { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b', limit: 25 } },
+    replay: { data: { endpointId: '8f7e2a4c-1b3d-4e5f-9a8b-7c6d5e4f3a2b', since: '2026-12-01T00:00:00Z' } },
+  },
 };
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {

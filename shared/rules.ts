@@ -30,6 +30,18 @@ export const LEAD_EVENT_KINDS = [
   'unmuted',
 ] as const;
 
+/** The event types a webhook endpoint subscribes to; private.webhook_event_types() in SQL is the same
+    list and every LEAD_EVENT_KINDS maps onto one (tests/webhooks-unit.test.ts). */
+export const WEBHOOK_EVENT_TYPES = [
+  'lead.created',
+  'lead.updated',
+  'lead.deleted',
+  'working_lead.added',
+  'working_lead.removed',
+  'working_lead.muted',
+  'working_lead.unmuted',
+] as const;
+
 /** The lead fields a delete erases from the lead's whole history (private.erase_personal_data). */
 export const LEAD_PERSONAL_FIELDS = ['name', 'email', 'phone', 'address', 'notes', 'metadata'] as const;
 

@@ -13,6 +13,7 @@ import {
   LEAD_EVENT_KINDS,
   LEAD_PRIORITIES,
   LEAD_STATUSES,
+  WEBHOOK_EVENT_TYPES,
 } from './rules.ts';
 
 /** Size bounds of free-form fields (a longer value is a 400 naming the field), page sizes, batches. */
@@ -447,6 +448,101 @@ export const AuditEntry = z.object({
 });
 export const AuditListOutput = z.object({ entries: z.array(AuditEntry), nextCursor: z.string().nullable() });
 
+// --- webhooks ------------------------------------------------------------------------------------
+
+export const WEBHOOK_LIMITS = { url: 2000, description: 200, endpointsPerUser: 20, replaySince: 10_000 } as const;
+
+const EndpointId = { endpointId: z.guid() };
+const WebhookUrl = text(WEBHOOK_LIMITS.url).describe(
+  'https only; must not resolve to a loopback, private, link-local or metadata address',
+);
+const WebhookEvents = z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length)
+  .refine((a) => new Set(a).size === a.length, { message: 'must not name an event twice' });
+
+export const WebhookCreateInput = z.strictObject({
+  url: WebhookUrl,
+  events: WebhookEvents,
+  description: text(WEBHOOK_LIMITS.description).optional(),
+  allUsers: z.boolean().default(false).describe("every user's events: an internal admin in adminMode only (audited)"),
+  ...AdminOption,
+});
+export const WebhookListInput = z.strictObject(AdminOption);
+export const WebhookUpdateInput = z.strictObject({
+  ...EndpointId,
+  url: WebhookUrl.optional(),
+  events: WebhookEvents.optional(),
+  description: text(WEBHOOK_LIMITS.description).nullable().optional(),
+  enabled: z.boolean().optional(),
+  ...AdminOption,
+});
+export const WebhookEndpointInput = z.strictObject({ ...EndpointId, ...AdminOption });
+export const WebhookDeliveriesInput = z.strictObject({
+  ...EndpointId,
+  limit: z.number().int().min(1).max(LIMITS.pageSize).default(25),
+  cursor: Cursor.optional().describe("the previous page's nextCursor (opaque)"),
+  ...AdminOption,
+});
+export const WebhookReplayInput = z.strictObject({
+  ...EndpointId,
+  deliveryId: safeId.optional().describe('one delivery of the endpoint'),
+  since: z.iso.datetime({ offset: true }).optional().describe(
+    `every delivery of the endpoint created at or after this time (at most ${WEBHOOK_LIMITS.replaySince})`,
+  ),
+  ...AdminOption,
+}).refine((p) => (p.deliveryId === undefined) !== (p.since === undefined), {
+  message: 'give exactly one of deliveryId and since',
+  path: ['deliveryId'],
+});
+
+export const WebhookEndpoint = z.object({
+  id: z.string(),
+  url: z.string(),
+  events: z.array(z.enum(WEBHOOK_EVENT_TYPES)),
+  description: z.string().nullable(),
+  enabled: z.boolean(),
+  disabledReason: z.string().nullable().describe('why it was disabled: 410, the last retry failed, its owner'),
+  allUsers: z.boolean(),
+  userId: z.string(),
+  previousSecretExpiresAt: Timestamp.nullable().describe('until then the secret before the last rotation signs too'),
+  createdAt: Timestamp,
+  updatedAt: Timestamp.nullable(),
+});
+export const WebhookSecretOutput = z.object({
+  endpoint: WebhookEndpoint,
+  secret: z.string().describe('whsec_ + base64 of 32 random bytes: shown this once'),
+});
+export const WebhookEndpointOutput = z.object({ endpoint: WebhookEndpoint });
+export const WebhookListOutput = z.object({ endpoints: z.array(WebhookEndpoint) });
+export const WebhookDeleteOutput = z.object({ endpointId: z.string(), deleted: z.literal(true) });
+export const WebhookTestOutput = z.object({
+  delivered: z.boolean().describe('the receiver answered 2xx'),
+  status: z.number().int().nullable().describe("the receiver's HTTP status; null when it was not reached"),
+  latencyMs: z.number().int(),
+  error: z.string().nullable(),
+  response: z.string().nullable().describe('the first 500 characters of the answer'),
+});
+export const WebhookDelivery = z.object({
+  id: z.number().int(),
+  webhookId: z.string().describe('the webhook-id header: the same on every retry and replay'),
+  type: z.string(),
+  leadId: z.number().int().nullable(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  createdAt: Timestamp,
+  lastAttemptAt: Timestamp.nullable(),
+  lastStatus: z.number().int().nullable(),
+  latencyMs: z.number().int().nullable(),
+  error: z.string().nullable(),
+  response: z.string().nullable(),
+  nextAttemptAt: Timestamp.nullable(),
+  deliveredAt: Timestamp.nullable(),
+});
+export const WebhookDeliveriesOutput = z.object({
+  deliveries: z.array(WebhookDelivery),
+  nextCursor: z.string().nullable(),
+});
+export const WebhookReplayOutput = z.object({ replayed: z.number().int() });
+
 // --- the action table ----------------------------------------------------------------------
 
 /**
@@ -687,6 +783,73 @@ export const ACTIONS = {
       response: AuditListOutput,
       status: 200,
       summary: 'Admin-mode requests, newest first (internal admins in adminMode only)',
+    }),
+  },
+  webhooks: {
+    create: spec({
+      id: 'none',
+      data: WebhookCreateInput,
+      response: WebhookSecretOutput,
+      status: 201,
+      summary: 'Subscribe a URL to lead events; the signing secret is in this answer only',
+      write: true,
+      tx: 'none',
+    }),
+    list: spec({
+      id: 'none',
+      data: WebhookListInput,
+      response: WebhookListOutput,
+      status: 200,
+      summary: "The caller's endpoints (every endpoint in adminMode)",
+    }),
+    update: spec({
+      id: 'none',
+      data: WebhookUpdateInput,
+      response: WebhookEndpointOutput,
+      status: 200,
+      summary: 'Change the URL, events, description, or enable/disable an endpoint',
+      write: true,
+      tx: 'none',
+    }),
+    delete: spec({
+      id: 'none',
+      data: WebhookEndpointInput,
+      response: WebhookDeleteOutput,
+      status: 200,
+      summary: 'Delete an endpoint and its delivery log',
+      write: true,
+    }),
+    'rotate-secret': spec({
+      id: 'none',
+      data: WebhookEndpointInput,
+      response: WebhookSecretOutput,
+      status: 200,
+      summary: 'A new signing secret; the old one keeps signing beside it for 24 hours',
+      write: true,
+    }),
+    test: spec({
+      id: 'none',
+      data: WebhookEndpointInput,
+      response: WebhookTestOutput,
+      status: 200,
+      summary: "Send a ping now and answer with the receiver's status",
+      write: true,
+      tx: 'none',
+    }),
+    deliveries: spec({
+      id: 'none',
+      data: WebhookDeliveriesInput,
+      response: WebhookDeliveriesOutput,
+      status: 200,
+      summary: "An endpoint's deliveries, newest first",
+    }),
+    replay: spec({
+      id: 'none',
+      data: WebhookReplayInput,
+      response: WebhookReplayOutput,
+      status: 200,
+      summary: 'Send one delivery again, or every delivery since a time (same webhook-id)',
+      write: true,
     }),
   },
 } as const;

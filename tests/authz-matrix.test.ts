@@ -1,9 +1,11 @@
 // Runs every cell of tests/authz-matrix.md against the function and a real database.
 import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { generateSecret } from '../shared/webhook-signing.ts';
 import { adminSql, call, createAgent, createLeads, handler, post, type TestUser, world } from './helpers.ts';
+import { type Receiver, startReceiver } from './webhook-receiver.ts';
 
 const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
   .split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| resource/action') && !/^\| *-/.test(l))
@@ -30,19 +32,32 @@ interface Target {
   lead: number;
   work: number; // in the agent's working set
   spare: number; // not in it
+  endpoint: string; // a webhook endpoint of the user
 }
+
+let receiver: Receiver;
+const endpointOf = async (user: TestUser) =>
+  (await adminSql`insert into public.webhook_endpoints (user_id, url, events, secret)
+                  values (${user.id}, ${receiver.url}, '{lead.created}', ${generateSecret()}) returning id`)[0].id;
 
 let A: Target, B: Target, M: Target; // M: the admin's own data
 const tokens: Record<string, string | null> = {};
 
+afterAll(async () => {
+  await adminSql`delete from public.webhook_endpoints where user_id = any(${[A.user.id, B.user.id, M.user.id]})`;
+  await receiver.close();
+});
+
 beforeAll(async () => {
+  receiver = await startReceiver();
   // Each user one agent with three leads, `work` (first: the one in the working set), `lead` and `spare`.
   const leads = { leads: [{ name: 'work' }, { name: 'lead' }, { name: 'spare' }], working: 1 };
   const { a, b, admin } = await world({ a: leads, b: leads, admin: { ...leads, admin: true } });
   [A, B, M] = [a, b, admin].map((user) => {
     const [work, lead, spare] = user.leads;
-    return { user, agent: user.agents[0], lead, work, spare };
+    return { user, agent: user.agents[0], lead, work, spare, endpoint: '' };
   });
+  for (const t of [A, B, M]) t.endpoint = await endpointOf(t.user);
   const [h, p] = a.token.split('.');
   tokens.none = null;
   tokens.malformed = `${h}.${p}`;
@@ -53,7 +68,7 @@ beforeAll(async () => {
 });
 
 /** Puts the target back the way every cell expects it, and returns the request for the action. */
-async function prepare(action: string, t: Target, adminMode: boolean) {
+async function prepare(action: string, t: Target, adminMode: boolean, self: Target) {
   const mode = adminMode ? { adminMode: true } : {};
   switch (action) {
     case 'leads/stats':
@@ -104,6 +119,22 @@ async function prepare(action: string, t: Target, adminMode: boolean) {
       return { data: { searchTerm: t.user.id, ...mode } };
     case 'audit/list':
       return { data: { actorId: t.user.id, ...mode } };
+    case 'webhooks/create':
+      return {
+        data: { url: receiver.url, events: ['lead.created'], ...(t === self ? {} : { allUsers: true }), ...mode },
+      };
+    case 'webhooks/list':
+      return { data: mode };
+    case 'webhooks/delete':
+      return { data: { endpointId: await endpointOf(t.user), ...mode } };
+    case 'webhooks/update':
+      return { data: { endpointId: t.endpoint, description: 'matrix', ...mode } };
+    case 'webhooks/rotate-secret':
+    case 'webhooks/test':
+    case 'webhooks/deliveries':
+      return { data: { endpointId: t.endpoint, ...mode } };
+    case 'webhooks/replay':
+      return { data: { endpointId: t.endpoint, since: new Date(Date.now() - 3_600_000).toISOString(), ...mode } };
     case 'leads/import':
       return { data: { format: 'json', agent_id: t.agent, rows: [{ name: 'matrix import' }], ...mode } };
     case 'leads/export':
@@ -131,12 +162,14 @@ async function exported(token: string | null, request: Record<string, unknown>) 
 const checksum = async () =>
   (await adminSql`select md5(coalesce((select string_agg(l::text, ',' order by id) from public.leads l), '')
                        || coalesce((select string_agg(w::text, ',' order by agent_id, lead_id) from public.working_leads w), '')
-                       || coalesce((select string_agg(a::text, ',' order by id) from public.agents a), '')) as c`)[
+                       || coalesce((select string_agg(a::text, ',' order by id) from public.agents a), '')
+                       || coalesce((select string_agg(e::text, ',' order by id) from public.webhook_endpoints e), '')) as c`)[
     0
   ].c;
 
-/** Nothing visible in a successful answer: a zero count, no agents. */
-function showsNothing(data: Record<string, unknown>): boolean {
+/** Nothing visible in a successful answer: a zero count, no agents, not the target's endpoint. */
+function showsNothing(data: Record<string, unknown>, t: Target): boolean {
+  if ('endpoints' in data) return !(data.endpoints as { userId: string }[]).some((e) => e.userId === t.user.id);
   // Bulk writes answer 200 with what they did: nothing, when the target is not the caller's.
   if ('created' in data && 'rows' in data) return data.created === 0;
   if ('updated' in data && 'failed' in data) return data.updated === 0;
@@ -149,8 +182,8 @@ function showsNothing(data: Record<string, unknown>): boolean {
 }
 
 describe('authorization matrix', () => {
-  it('has 28 actions × 18 caller/target cells', () => {
-    expect(table).toHaveLength(28);
+  it('has 36 actions × 18 caller/target cells', () => {
+    expect(table).toHaveLength(36);
     for (const row of table) expect(row).toHaveLength(1 + COLUMNS.length);
   });
 
@@ -169,7 +202,7 @@ describe('authorization matrix', () => {
           const other = caller === 'A' ? B : A;
           const t = which === 'own' ? self : other;
           const token = side ? (caller.startsWith('admin') ? M.user.token : self.user.token) : tokens[caller];
-          const request = await prepare(action, t, caller === 'adminMode');
+          const request = await prepare(action, t, caller === 'adminMode', self);
           const before = await checksum();
           const r = action === 'leads/export'
             ? await exported(token, request)
@@ -177,7 +210,7 @@ describe('authorization matrix', () => {
           const want = expected[i];
           const got = r.status >= 400
             ? String(r.status)
-            : `${r.status}${r.body.success === true && showsNothing(r.body.data) ? '∅' : ''}`;
+            : `${r.status}${r.body.success === true && showsNothing(r.body.data, t) ? '∅' : ''}`;
           const codeOk = r.status < 400 ? r.body.success === true : r.body.error?.code ===
             { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 409: 'CONFLICT' }[r.status];
           if (got !== want || !codeOk) {
@@ -193,5 +226,5 @@ describe('authorization matrix', () => {
     }
     expect(differences).toEqual([]);
     expect(cells).toBe(table.length * 18);
-  });
+  }, 180_000);
 });

@@ -9,7 +9,7 @@ import postgres from 'postgres';
 import { migrate } from '../scripts/local-db.mjs';
 import { EXAMPLES } from '../shared/openapi.ts';
 import { signToken } from '../scripts/tokens.mjs';
-import { adminSql as serverSql, databaseUrl, post } from './helpers.ts';
+import { adminSql as serverSql, databaseUrl, post, testWebhooks } from './helpers.ts';
 
 // The witnesses below change tables, so this file works in a database of its own.
 const dbName = `defence_${process.pid}_${Date.now()}`;
@@ -32,7 +32,12 @@ beforeAll(async () => {
   await migrate(url);
   adminSql = postgres(url, { max: 2, onnotice: () => {} });
   db = createDb({ url, onQuery: (text, parameters) => queries.push({ text, parameters }) });
-  handler = createHandler({ db, verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }), logError: () => {} });
+  handler = createHandler({
+    db,
+    verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
+    logError: () => {},
+    webhooks: testWebhooks(adminSql),
+  });
   const id = crypto.randomUUID();
   user = { id, token: await signToken({ sub: id }) };
   agent = 'agent-defence';

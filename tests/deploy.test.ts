@@ -59,8 +59,11 @@ describe('the function bundle', () => {
       .map((m: { specifier: string }) => relative(root, fileURLToPath(m.specifier)));
     for (const f of local) expect(f).toMatch(/^(functions\/api|shared)\/[\w-]+\.ts$/);
     expect(local).not.toContain('shared/client.ts');
+    // Node built-ins (node:net and node:tls for webhook delivery) come with the runtime, not a package.
     const packages = new Set(
-      info.modules.filter((m: { kind: string }) => m.kind !== 'esm')
+      info.modules.filter((m: { kind: string; specifier: string }) =>
+        m.kind !== 'esm' && !m.specifier.startsWith('node:')
+      )
         .map((m: { specifier: string }) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m.specifier)?.[1] ?? m.specifier),
     );
     expect([...packages].sort()).toEqual(['@types/node', 'csv-parse', 'jose', 'postgres', 'zod']);

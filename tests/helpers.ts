@@ -7,6 +7,9 @@ import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { startApi } from '../scripts/deno.mjs';
+import { createWebhooks } from '../shared/webhook-dispatcher.ts';
+import { send } from '../shared/webhook-send.ts';
+import { stubResolver } from './webhook-receiver.ts';
 import { ACTIONS } from '../shared/schemas.ts';
 
 export const databaseUrl = inject('databaseUrl');
@@ -15,10 +18,28 @@ export const databaseUrl = inject('databaseUrl');
 export const adminSql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
 
 export const db = createDb({ url: databaseUrl, max: 20 });
+/**
+ * Webhooks as a local deployment has them (private addresses allowed), with no real DNS: the names
+ * of the OpenAPI examples resolve to a public address through a stub, so a create with them passes
+ * its check, but no send ever leaves 127.0.0.0/8 (any other address fails the attempt unsent).
+ */
+export const testWebhooks = (sql: postgres.Sql) =>
+  createWebhooks({
+    sql,
+    resolve: stubResolver({ 'hooks.example.com': ['93.184.215.14'] }),
+    allowPrivate: true,
+    send: (target, ...rest) => {
+      if (!target.address.startsWith('127.')) throw new Error(`tests send only to 127.0.0.0/8, not ${target.address}`);
+      return send(target, ...rest);
+    },
+    log: () => {},
+  });
+export const webhooks = testWebhooks(adminSql);
 export const handler = createHandler({
   db,
   verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }),
-  logError: () => {},
+  logError: process.env.DEBUG_API ? (e) => console.error(e) : () => {},
+  webhooks,
 });
 
 export interface TestUser {

@@ -231,9 +231,9 @@ describe('cursors', () => {
     )
   );
 
-  it('leads, users, audit and history take a cursor', () => {
+  it('leads, users, audit, history and webhook deliveries take a cursor', () => {
     expect(withCursor.map(([n]) => n).sort()).toEqual(
-      ['audit/list', 'leads/all', 'leads/history', 'leads/list', 'users/list'],
+      ['audit/list', 'leads/all', 'leads/history', 'leads/list', 'users/list', 'webhooks/deliveries'],
     );
   });
 

@@ -54,6 +54,7 @@ describe('npm start with DATABASE_URL', () => {
     const plain = await startOnce([]);
     expect(plain).toMatch(/Applied: .*_leads\.sql/);
     expect(plain).not.toContain('seed.sql');
+    expect(plain).toContain('webhook dispatcher running beside the function');
     expect(await demoUsers()).toBe(0);
     expect((await sql`select count(*)::int as n from public.agents`)[0].n).toBe(0);
 

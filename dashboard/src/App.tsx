@@ -11,6 +11,7 @@ import { WorkingSet } from './views/WorkingSet.tsx';
 import { Agents } from './views/Agents.tsx';
 import { Audit } from './views/Audit.tsx';
 import { Import } from './views/Import.tsx';
+import { Webhooks } from './views/Webhooks.tsx';
 
 const VIEWS = [
   ['overview', 'Overview'],
@@ -18,6 +19,7 @@ const VIEWS = [
   ['import', 'Import'],
   ['working', 'Working set'],
   ['agents', 'Agents'],
+  ['webhooks', 'Webhooks'],
   ['audit', 'Audit log'],
 ] as const;
 type View = (typeof VIEWS)[number][0];
@@ -104,6 +106,7 @@ export function App() {
         {view === 'import' && <Import />}
         {view === 'working' && <WorkingSet />}
         {view === 'agents' && <Agents />}
+        {view === 'webhooks' && <Webhooks />}
         {view === 'audit' && <Audit />}
       </main>
     </SessionContext.Provider>

@@ -1,7 +1,10 @@
 /** The function's settings, read from the environment in one place. */
 import { createVerifier } from '../../shared/auth.ts';
 import { createDb } from '../../shared/db.ts';
+import postgres from 'postgres';
 import type { HandlerDeps } from './handler.ts';
+import { denoResolve, type Resolve } from '../../shared/webhook-address.ts';
+import { createWebhooks, type Webhooks } from '../../shared/webhook-dispatcher.ts';
 import { rateLimitsFromEnv } from './rate-limit.ts';
 
 /**
@@ -38,6 +41,41 @@ export function depsFromEnv(env: Record<string, string | undefined>): HandlerDep
     }),
     verify: createVerifier({ jwtSecret, jwks, supabaseUrl }),
     corsOrigins: env.CORS_ORIGINS || '*',
+    webhooks: webhooksFromEnv(env, denoResolve),
+    dispatchSecret: env.WEBHOOKS_DISPATCH_SECRET || undefined,
     rateLimits: rateLimitsFromEnv(env),
   };
+}
+
+/** The retry schedule from WEBHOOKS_RETRY_DELAYS_S (comma-separated seconds; tests shorten it), else the published one. */
+function retryDelaysFrom(text: string | undefined): number[] | undefined {
+  if (!text) return undefined;
+  const delays = text.split(',').map(Number);
+  if (delays.some((d) => !(d >= 0))) throw new Error('WEBHOOKS_RETRY_DELAYS_S must be comma-separated seconds');
+  return delays;
+}
+
+/**
+ * The webhook service: its own small pool on the same database (it acts as the system, not as a
+ * user), Deno's resolver, and the operator's switches. WEBHOOKS_ALLOW_PRIVATE=true allows private
+ * addresses and plain http (local development, tests); never on a deployment.
+ */
+export function webhooksFromEnv(env: Record<string, string | undefined>, resolve: Resolve): Webhooks {
+  const url = env.DATABASE_URL ?? env.SUPABASE_DB_URL;
+  if (!url) throw new Error('Set DATABASE_URL (or SUPABASE_DB_URL) to the Postgres connection string');
+  return createWebhooks({
+    sql: postgres(url, {
+      prepare: env.DB_PREPARE !== 'false',
+      max: Number(env.WEBHOOKS_POOL_MAX ?? 2),
+      connect_timeout: Number(env.DB_CONNECT_TIMEOUT_S ?? 3),
+      idle_timeout: 30,
+      onnotice: () => {},
+      connection: { application_name: 'leads-webhooks' },
+    }),
+    resolve,
+    allowPrivate: env.WEBHOOKS_ALLOW_PRIVATE === 'true',
+    retryDelaysS: retryDelaysFrom(env.WEBHOOKS_RETRY_DELAYS_S),
+    leaseS: env.WEBHOOKS_LEASE_S ? Number(env.WEBHOOKS_LEASE_S) : undefined,
+    batchSize: env.WEBHOOKS_BATCH ? Number(env.WEBHOOKS_BATCH) : undefined,
+  });
 }

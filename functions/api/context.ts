@@ -9,6 +9,7 @@ import { isInternalAdmin } from '../../shared/auth.ts';
 import type { Db, RequestScope, Tx } from '../../shared/db.ts';
 import { type FieldIssue, forbidden, validationError } from '../../shared/errors.ts';
 import type { ActionSpec } from '../../shared/schemas.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
 
 /** What the router gets from the HTTP layer. */
 export interface Ctx {
@@ -18,6 +19,8 @@ export interface Ctx {
   requestId?: string;
   /** The raw Idempotency-Key header, if any (checked only for writes). */
   idempotencyKey?: string | null;
+  /** The webhook service (URL checks, pings): the `webhooks` actions need it. */
+  webhooks?: Webhooks;
 }
 
 /** What a handler knows of its request, after the router's admin checks. */
@@ -28,6 +31,7 @@ export interface Req {
   adminMode: boolean;
   /** The user an internal admin scoped the request to. */
   userId?: string;
+  webhooks?: Webhooks;
 }
 
 /** What a handler returns: the response `data`, and a status when it differs from the action's. */
@@ -112,7 +116,7 @@ interface AccessOptions {
  */
 export function access(
   spec: ActionSpec,
-  ctx: Pick<Ctx, 'claims' | 'requestId'>,
+  ctx: Pick<Ctx, 'claims' | 'requestId' | 'webhooks'>,
   p: AccessOptions,
 ): { scope: RequestScope; req: Req } {
   const admin = isInternalAdmin(ctx.claims);
@@ -128,6 +132,6 @@ export function access(
   }
   return {
     scope: { claims: ctx.claims, adminMode, requestId: ctx.requestId },
-    req: { claims: ctx.claims, requestId: ctx.requestId, adminMode, userId },
+    req: { claims: ctx.claims, requestId: ctx.requestId, adminMode, userId, webhooks: ctx.webhooks },
   };
 }

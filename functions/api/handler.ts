@@ -19,6 +19,8 @@ import { recordAdminMode } from './audit.ts';
 import { dispatch, LARGEST_BODY_BYTES, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 import { limitRequest, type RateLimits } from './rate-limit.ts';
+import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
+import { DISPATCH_HEADER, dispatchEntry } from './webhooks-dispatch.ts';
 
 /**
  * One line an operator reads: which request failed how, and where. Never tokens, request data
@@ -46,6 +48,10 @@ export interface HandlerDeps {
   logError?: (entry: FailureLog) => void;
   /** Per-user budgets (functions/api/rate-limit.ts); none: no limit. */
   rateLimits?: RateLimits;
+  /** The webhook service: the `webhooks` actions, and the dispatch entry pg_cron calls. */
+  webhooks?: Webhooks;
+  /** WEBHOOKS_DISPATCH_SECRET: opens the dispatch entry (without it the entry does not exist). */
+  dispatchSecret?: string;
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
@@ -99,13 +105,19 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       }
       // A body declared too large is refused before the token is even looked at.
       await refuseDeclaredOversize(req, LARGEST_BODY_BYTES);
+      // The hosted dispatcher's entry (pg_cron + pg_net): its own secret, no user token.
+      if (!door && req.headers.has(DISPATCH_HEADER)) {
+        routed.resource = 'webhooks';
+        routed.action = 'dispatch';
+        return jsonResponse(200, { success: true, data: await dispatchEntry(req, deps) }, headers);
+      }
       claims = await deps.verify(req.headers.get('authorization'));
       const { text, bytes } = await readBody(req, LARGEST_BODY_BYTES);
       const idempotencyKey = req.headers.get('idempotency-key');
       // After the token is verified: an unauthenticated flood never reaches the database.
       limiter = deps.rateLimits ? limitRequest(deps.db, deps.rateLimits, claims) : undefined;
       const db = limiter?.db ?? deps.db;
-      const ctx = { db, claims, requestId, idempotencyKey };
+      const ctx = { db, claims, requestId, idempotencyKey, webhooks: deps.webhooks };
       const answer = door
         ? await dispatch(ctx, restEnvelope(door, url.searchParams, text), routed, bytes)
         : await route(ctx, text, routed, bytes);

@@ -35,3 +35,14 @@ export const leadEventJson = (tx: Tx) =>
 export const agentJson = (tx: Tx) =>
   tx.unsafe(`json_build_object('id', a.id, 'user_id', a.user_id, 'name', a.name, 'email', a.email,
     'phone', a.phone, 'role', a.role, 'max_working_leads', a.max_working_leads, 'created_at', a.created_at)`);
+
+/** The columns of webhook_endpoints a user may read: what a write RETURNs for webhookEndpointJson. */
+export const webhookEndpointColumns = (tx: Tx) =>
+  tx.unsafe(`id, user_id, url, events, description, all_users, enabled, disabled_reason, previous_secret_expires_at,
+    created_at, updated_at`);
+
+/** WebhookEndpoint of `webhook_endpoints e` (never a secret: users cannot even select them). */
+export const webhookEndpointJson = (tx: Tx) =>
+  tx.unsafe(`json_build_object('id', e.id, 'url', e.url, 'events', e.events, 'description', e.description,
+    'enabled', e.enabled, 'disabledReason', e.disabled_reason, 'allUsers', e.all_users, 'userId', e.user_id,
+    'previousSecretExpiresAt', e.previous_secret_expires_at, 'createdAt', e.created_at, 'updatedAt', e.updated_at)`);

@@ -12,6 +12,7 @@ import { workingLeadsHandlers as working } from './working-leads.ts';
 import { salesAgentsHandlers as agents } from './sales-agents.ts';
 import { usersHandlers as users } from './users.ts';
 import { type AdminModeRequest, adminModeRequest, auditHandlers as audit } from './audit.ts';
+import { webhooksHandlers as hooks } from './webhooks.ts';
 import { type Answer, checkKey, requestHash, runKeyed } from './idempotency.ts';
 import { importLeads } from './leads-import.ts';
 import { exportLeads } from './leads-export.ts';
@@ -58,6 +59,16 @@ export const ROUTES: { [R in Resource]: { [A in ActionName<R>]: Route } } = {
   },
   audit: {
     list: action(ACTIONS.audit.list, audit.list),
+  },
+  webhooks: {
+    create: actionWithRun(ACTIONS.webhooks.create, hooks.create),
+    list: action(ACTIONS.webhooks.list, hooks.list),
+    update: actionWithRun(ACTIONS.webhooks.update, hooks.update),
+    delete: action(ACTIONS.webhooks.delete, hooks.delete),
+    'rotate-secret': action(ACTIONS.webhooks['rotate-secret'], hooks['rotate-secret']),
+    test: actionWithRun(ACTIONS.webhooks.test, hooks.test),
+    deliveries: action(ACTIONS.webhooks.deliveries, hooks.deliveries),
+    replay: action(ACTIONS.webhooks.replay, hooks.replay),
   },
 };
 
