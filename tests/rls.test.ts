@@ -152,6 +152,6 @@ describe('admin access', () => {
         !n.startsWith('gin_') && !n.startsWith('gtrgm') &&
         !/trgm|similarity|show_limit|set_limit|show_trgm/.test(n)
       ),
-    ).toEqual(['add_working_leads', 'agent_quota', 'lead_page', 'lead_stats', 'lead_totals']);
+    ).toEqual(['add_working_leads', 'agent_quota', 'lead_get', 'lead_page', 'lead_stats', 'lead_totals']);
   });
 });
