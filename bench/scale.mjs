@@ -186,13 +186,10 @@ export async function section({ url, sql, log, wrkBin, filter }) {
     });
     // "off": the same insert without the rollup, history and duplicate triggers (the user_id stamp and
     // the version stay: without them the row is not the same row).
-    const TRIGGERS = [
-      'leads_rollup_insert',
-      'leads_rollup_update',
-      'leads_rollup_delete',
-      'leads_record_event',
-      'leads_check_duplicate',
-    ];
+    // Read from the catalog, so a migration that renames or splits them cannot break this row.
+    const TRIGGERS = (await sql`select tgname from pg_trigger
+      where tgrelid = 'public.leads'::regclass and not tgisinternal
+        and tgname ~ '^leads_(rollup_|record_|check_duplicate)' order by 1`).map((r) => r.tgname);
     const creates = { off: [], on: [] };
     // Alternated twice: on this shared machine one run alone says little.
     for (const mode of ['off', 'on', 'off', 'on']) {
