@@ -200,6 +200,7 @@ export async function section({ url, sql, log, wrkBin, filter }) {
         viaWrk(bigToken, createBodies, 32, 1);
         const r = viaWrk(bigToken, createBodies, 32);
         creates[mode].push(r);
+        log(`create on one agent, c=32, triggers ${mode}: ${r.rps.toFixed(0)}/s`);
         // Creates wrk left in flight still land after it exits: let them before counting or deleting.
         await new Promise((done) => setTimeout(done, 1000));
         if (mode === 'on') {
@@ -214,7 +215,6 @@ export async function section({ url, sql, log, wrkBin, filter }) {
           for (const t of TRIGGERS) await sql.unsafe(`alter table public.leads enable trigger ${t}`);
         }
       }
-      log(`create on one agent, c=32, triggers ${mode}: ${r.rps.toFixed(0)}/s`);
     }
     const [{ exact }] = await sql`
   select (select count(*) from public.leads where agent_id = ${BIG_AGENTS[0]}) =
