@@ -1,30 +1,14 @@
 // Runs every cell of tests/authz-matrix.md against the function and a real database.
-import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MATRIX, MATRIX_COLUMNS } from './authz-matrix-table.ts';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { generateSecret } from '../shared/webhook-signing.ts';
 import { adminSql, call, createAgent, createLeads, handler, post, type TestUser, world } from './helpers.ts';
 import { type Receiver, startReceiver } from './webhook-receiver.ts';
 
-const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
-  .split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| resource/action') && !/^\| *-/.test(l))
-  .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
-const COLUMNS = [
-  'none',
-  'malformed',
-  'badSignature',
-  'expired',
-  'anon',
-  'A:own',
-  'A:other',
-  'B:own',
-  'B:other',
-  'admin:own',
-  'admin:other',
-  'adminMode:own',
-  'adminMode:other',
-] as const;
+const table = MATRIX;
+const COLUMNS = MATRIX_COLUMNS;
 
 interface Target {
   user: TestUser;

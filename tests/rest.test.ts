@@ -27,6 +27,7 @@ import {
   useTestApi,
   world,
 } from './helpers.ts';
+import { MATRIX, MATRIX_COLUMNS } from './authz-matrix-table.ts';
 
 /** Seed 000's calls, verbatim. */
 const SEED_CURLS = String.raw`
@@ -611,25 +612,8 @@ const MATRIX_ROWS = [
   'sales-agents/quota',
   'sales-agents/by-lead',
 ];
-const table = readFileSync(new URL('./authz-matrix.md', import.meta.url), 'utf8')
-  .split('\n').filter((l) => l.startsWith('| '))
-  .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()))
-  .filter(([action]) => MATRIX_ROWS.includes(action));
-const COLUMNS = [
-  'none',
-  'malformed',
-  'badSignature',
-  'expired',
-  'anon',
-  'A:own',
-  'A:other',
-  'B:own',
-  'B:other',
-  'admin:own',
-  'admin:other',
-  'adminMode:own',
-  'adminMode:other',
-] as const;
+const table = MATRIX.filter(([action]) => MATRIX_ROWS.includes(action));
+const COLUMNS = MATRIX_COLUMNS;
 
 interface Target {
   user: TestUser;
