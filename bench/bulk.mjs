@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
 import { root, startApi } from '../scripts/deno.mjs';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
@@ -30,7 +30,7 @@ async function main(url = process.env.DATABASE_URL) {
   const out = [];
   let stopDb = async () => {};
   if (!url) {
-    const db = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-bulk'), port: 54332 });
+    const db = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-bulk'), port: await postgresPort() });
     url = db.url;
     stopDb = db.stop;
   }
@@ -38,7 +38,7 @@ async function main(url = process.env.DATABASE_URL) {
   const sql = postgres(url, { max: 2, onnotice: () => {} });
   const [users] = await Promise.all([setUp(sql)]);
   const api = await startApi({
-    port: 54340 + Math.floor(Math.random() * 50),
+    port: 0,
     env: {
       DATABASE_URL: url,
       JWT_SECRET: LOCAL_JWT_SECRET,

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { buildDashboard, CHROMIUM_ARGS, distDir, serveDashboard } from '../scripts/dashboard.mjs';
 import { root, startApi } from '../scripts/deno.mjs';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_USER, loadBenchData } from './data.mjs';
 import { RATE_LIMITS_OFF } from './workloads.mjs';
@@ -19,7 +19,7 @@ let db;
 let url = process.env.DATABASE_URL;
 if (!url) {
   // The same database as `npm run bench` (kept, so a second run skips the 1M-lead load).
-  db = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: 24420 });
+  db = await startEmbeddedPostgres({ dir: join(root, '.data', 'bench-postgres'), port: await postgresPort() });
   url = db.url;
 }
 await migrate(url);

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DENO_SERVE_ARGS, denoBin, root } from '../scripts/deno.mjs';
+import { postgresPort } from '../scripts/local-db.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER } from './data.mjs';
 import { RATE_LIMITS_OFF, workingSetPrefill, WORKLOADS } from './workloads.mjs';
@@ -16,7 +17,6 @@ import { driveWrk } from './wrk.mjs';
 import { startBenchApi } from './sections.mjs';
 
 // Ports below the kernel's ephemeral range (32768+), so no outgoing connection can hold them.
-const API_PORT = 24421;
 const CONCURRENCY = [1, 32];
 
 /** @param {import('./run.mjs').BenchEnv} bench */
@@ -38,7 +38,7 @@ export async function section({ url, sql, log, seconds: SECONDS, filter, pgbench
   const token = await signToken({ sub: BIG_USER, expiresIn: '2h' });
   // The pool size BENCHMARKS.md was measured with (the function's default is 3).
   const env = { ...RATE_LIMITS_OFF, DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
-  const api = await startBenchApi({ port: API_PORT, env });
+  const api = await startBenchApi({ port: 0, env });
 
   /** Drives the function with wrk (bench/wrk.mjs): one thread per stream, 1 at c=1, 2 at c=32. */
   const viaFunction = (workload, connections, seconds = SECONDS) =>
@@ -196,19 +196,21 @@ export async function section({ url, sql, log, seconds: SECONDS, filter, pgbench
   );
 
   // Cold start: process start to the first 200, ten times.
+  // A free port known before the process starts, so the loop can knock before it listens.
+  const coldPort = await postgresPort();
   const coldStarts = [];
   for (let i = 0; i < 10; i++) {
     const t0 = performance.now();
     const child = spawn(denoBin(), DENO_SERVE_ARGS, {
       cwd: root,
-      env: { ...process.env, ...env, PORT: String(API_PORT + 1) },
+      env: { ...process.env, ...env, PORT: String(coldPort) },
       stdio: 'ignore',
     });
     let exited = false;
     child.once('exit', () => (exited = true));
     for (;;) {
       if (exited || performance.now() - t0 > 10_000) break; // counted as 10 s, never a crash
-      const ok = await fetch(`http://127.0.0.1:${API_PORT + 1}/functions/v1/api`, {
+      const ok = await fetch(`http://127.0.0.1:${coldPort}/functions/v1/api`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}` },
         body: '{"resource":"sales-agents","action":"quota"}',

@@ -15,8 +15,6 @@ export const POOLED_CONCURRENCY = [32, 64];
 export const PGBOUNCER_POOL_SIZE = 15;
 /** Per instance, as the function runs on Supabase (a few connections per isolate). */
 export const INSTANCE_POOL_MAX = 3;
-// Below the kernel's ephemeral range, next to run.mjs's API_PORT (24421).
-const FIRST_PORT = 24430;
 
 /**
  * Runs every pooled setup over POOLED_WORKLOADS × POOLED_CONCURRENCY; returns the markdown section.
@@ -64,7 +62,7 @@ export async function runPooled({ url, token, context, seconds, log }) {
   try {
     for (const setup of setups) {
       const started = await Promise.allSettled(
-        Array.from({ length: setup.instances }, (_, i) => startBenchApi({ port: FIRST_PORT + i, env: setup.env })),
+        Array.from({ length: setup.instances }, () => startBenchApi({ port: 0, env: setup.env })),
       );
       const apis = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
       try {

@@ -25,8 +25,8 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
   const token = await signToken({ sub: USER, expiresIn: '2h' });
 
   const base = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
-  const off = await startBenchApi({ port: 24531, env: { ...base, ...RATE_LIMIT_ROWS.off } });
-  const on = await startBenchApi({ port: 24532, env: { ...base, ...RATE_LIMIT_ROWS.off, ...RATE_LIMIT_ROWS.on } });
+  const off = await startBenchApi({ port: 0, env: { ...base, ...RATE_LIMIT_ROWS.off } });
+  const on = await startBenchApi({ port: 0, env: { ...base, ...RATE_LIMIT_ROWS.off, ...RATE_LIMIT_ROWS.on } });
   try {
     const rows = [];
     for (const name of RATE_LIMIT_ROWS.workloads) {

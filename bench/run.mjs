@@ -8,10 +8,10 @@
 //   BENCH_WORKLOADS=a,b       only the workloads whose names start with these, inside the sections:
 //                             printed, not written, since the section would be incomplete
 //   BENCH_SECONDS (default 5; the scale section's runs default to 3: BENCH_SCALE_SECONDS)
-//   BENCH_PG_PORT (default 24420): the embedded Postgres's port
+//   BENCH_PG_PORT (default: a free one): the embedded Postgres's port
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { root } from '../scripts/deno.mjs';
 import { signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, loadBenchData } from './data.mjs';
@@ -40,7 +40,7 @@ if (!url) {
   log('starting embedded Postgres (data in .data/bench-postgres; delete it to reload)…');
   pg = await startEmbeddedPostgres({
     dir: join(root, '.data', 'bench-postgres'),
-    port: Number(process.env.BENCH_PG_PORT ?? 24420),
+    port: process.env.BENCH_PG_PORT ? Number(process.env.BENCH_PG_PORT) : await postgresPort(),
   });
   url = pg.url;
 }

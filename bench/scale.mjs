@@ -11,12 +11,11 @@ import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { BIG_AGENTS, BIG_USER, HUGE_USER, SMALL_USER } from './data.mjs';
 import { startBenchApi } from './sections.mjs';
 
-const API_PORT = 24431;
 
 /** The scale section of `npm run bench` (bench/sections.mjs). @param {import('./run.mjs').BenchEnv} bench */
 export async function section({ url, sql, log, wrkBin, filter }) {
   const SECONDS = Number(process.env.BENCH_SCALE_SECONDS ?? 3);
-  const api = await startBenchApi({ port: API_PORT, env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET } });
+  const api = await startBenchApi({ port: 0, env: { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET } });
   try {
     const endpoint = `${api.url}/functions/v1/api`;
     const ADMIN = 'c0000000-0000-4000-8000-0000000000ad';

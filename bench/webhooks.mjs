@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { migrate, startEmbeddedPostgres } from '../scripts/local-db.mjs';
+import { migrate, postgresPort, startEmbeddedPostgres } from '../scripts/local-db.mjs';
 import { startDispatcher } from '../scripts/dispatcher.mjs';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { RATE_LIMITS_OFF, WORKLOADS } from './workloads.mjs';
@@ -66,7 +66,7 @@ export async function runWebhooksBench({ url, seconds, connections = 32, log = c
     WEBHOOKS_ALLOW_PRIVATE: 'true',
     ...RATE_LIMITS_OFF,
   };
-  const api = await startApi({ port: 24431, env, quiet: true });
+  const api = await startApi({ port: 0, env, quiet: true });
   const drive = (s = seconds) =>
     driveWrk({ urls: [api.url], token, workload: CREATE, context, connections, seconds: s, log });
   const pending = async () =>
@@ -201,7 +201,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (!url) {
     dir = mkdtempSync(join(tmpdir(), 'bench-webhooks-'));
     log('starting embedded Postgres for the webhooks bench…');
-    pg = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: 24430, persistent: false });
+    pg = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await postgresPort(), persistent: false });
     url = pg.url;
   }
   await migrate(url);
