@@ -284,3 +284,89 @@ describe('lead_page refuses arguments outside its caps (LA400), for the Data API
     await expect(page(1, 0, 'ab')).resolves.toBeDefined();
   });
 });
+
+describe('a search walk examines at most search_walk_rows() leads (20261202000200_read_path.sql)', () => {
+  // 130 leads, newest first; the short term "zq" (no trigram: the walk) matches 4 of them, at
+  // positions 3, 70, 71 and 125. With the bound lowered to 50 for the transaction, each walk
+  // stops after 50 leads: a page answers what it found and where the next walk starts.
+  let owner: TestUser;
+  let hitIds: number[];
+  const HITS = [3, 70, 71, 125];
+  beforeAll(async () => {
+    owner = await createUser();
+    const agent = await createAgent(owner);
+    const rows = await adminSql<{ id: string }[]>`
+      insert into public.leads (agent_id, user_id, name, email, status, created_at)
+      select ${agent}, ${owner.id}, case when g = any (${HITS}::int[]) then 'zq ' else '' end || 'Walk ' || g,
+             'w' || g || '@walk.test', 'new', now() - g * interval '1 second'
+      from generate_series(1, 130) g
+      returning id`;
+    const byPosition = rows.map((r) => Number(r.id)); // generate_series order: position g at g - 1
+    hitIds = HITS.map((g) => byPosition[g - 1]);
+  }, 60_000);
+
+  interface PageRow {
+    total: string | null;
+    total_capped: boolean;
+    lead: string | null;
+    resume_created_at: Date | null;
+    resume_id: string | null;
+  }
+  const page = (bound: number | null, after: [Date, string] | null, limit = 11, count = true) =>
+    asRole(claimsOf(owner), async (sql) => {
+      if (bound !== null) await sql`select set_config('app.search_walk_rows', ${String(bound)}, true)`;
+      return await sql<(PageRow & { id: string | null })[]>`
+        select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).id
+        from public.lead_page(null, null, null, 'zq', null, null, ${after?.[0] ?? null}::timestamptz,
+                              ${after?.[1] ?? null}::bigint, ${limit}, 0, ${count}) x`;
+    });
+
+  it('within the bound the count is exact and the page complete', async () => {
+    const rows = await page(null, null);
+    expect(rows.map((r) => Number(r.id))).toEqual(hitIds);
+    expect(rows[0]).toMatchObject({ total: '4', total_capped: false, resume_id: null });
+  });
+
+  it('at the bound: the matches found so far, a lower-bound count, and where to resume', async () => {
+    const ids: number[] = [];
+    let after: [Date, string] | null = null;
+    const counts: [string | null, boolean][] = [];
+    for (let n = 0; n < 10; n++) {
+      const rows = await page(50, after);
+      counts.push([rows[0].total, rows[0].total_capped]);
+      ids.push(...rows.filter((r) => r.id !== null).map((r) => Number(r.id)));
+      if (rows[0].resume_id === null) break;
+      after = [rows[0].resume_created_at!, rows[0].resume_id];
+    }
+    // Walks of leads 1-50, 51-100, 101-130: every match once, newest first.
+    expect(ids).toEqual(hitIds);
+    // Every page's count is one walk from the newest lead: 1 match in the first 50, "at least".
+    expect(counts).toEqual([['1', true], ['1', true], ['1', true]]);
+  });
+
+  it('a page the walk fills has no resume point (the api pages on from its last row)', async () => {
+    const rows = await page(100, null, 2, false);
+    expect(rows.map((r) => Number(r.id))).toEqual(hitIds.slice(0, 2));
+    expect(rows[0].resume_id).toBeNull();
+  });
+
+  it('the bound cannot be raised above 20,000 by the caller', async () => {
+    const [row] = await asRole(claimsOf(owner), async (sql) => {
+      await sql`select set_config('app.search_walk_rows', '1000000', true)`;
+      return await sql`select private.search_walk_rows() as n`.catch(() => [{ n: 'refused' }]);
+    });
+    // Users cannot even call it; inside lead_search_page it is least(setting, 20000).
+    expect(row.n).toBe('refused');
+    const [own] = await adminSql.begin(async (sql) => {
+      await sql`select set_config('app.search_walk_rows', '1000000', true)`;
+      return await sql`select private.search_walk_rows() as n`;
+    });
+    expect(own.n).toBe(20_000);
+  });
+
+  it('the api turns the resume point into nextCursor: paging by cursor finds every match', async () => {
+    const { ids, count, countCapped } = await searchAll(owner, 'zq', {}, 3);
+    expect(ids).toEqual(hitIds);
+    expect([count, countCapped]).toEqual([4, false]);
+  });
+});
