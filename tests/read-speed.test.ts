@@ -5,7 +5,16 @@
 // the pool's connections also serve pages from the static statements' cached generic plans.
 import { beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
-import { adminSql, call, claimsOf, createAgent, createLeads, createUser, databaseUrl, type TestUser } from './helpers.ts';
+import {
+  adminSql,
+  call,
+  claimsOf,
+  createAgent,
+  createLeads,
+  createUser,
+  databaseUrl,
+  type TestUser,
+} from './helpers.ts';
 
 let alice: TestUser, bob: TestUser, admin: TestUser;
 let a1: string, a2: string, b1: string;

@@ -415,3 +415,138 @@ grant execute on function
   private.lead_search_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean),
   public.lead_page(text[], text, text, text, timestamptz, uuid, timestamptz, bigint, integer, integer, boolean)
   to authenticated;
+
+-- ---------------------------------------------------------------------------------------------
+-- Stats and the exact count of a list: the rollup grouped before it is shaped
+-- ---------------------------------------------------------------------------------------------
+-- Profiled at the 1M-lead account (auto_explain, pgbench at c=1): stats cost about four gets, and
+-- most of it was status_counts_json over the rollup's raw rows (150 for ten agents: one per agent,
+-- status and priority), an SQL function with `set search_path` (never inlined, so planned again
+-- on every call) that sums the arrays once per status. The rows are now summed per status key in
+-- the rollup read itself (at most five rows reach the shaping), and the shaping is PL/pgSQL, so
+-- its one statement's plan is cached per connection. Same answers, same signatures: `create or
+-- replace` keeps the grants of 20261201000050_rules.sql.
+
+/** `{ total, by_status }` from parallel arrays of status keys and counts (a key may repeat):
+    every known status present, 0 when it has no rows; 'other' counts toward the total only. The
+    one place the stats answer's shape is built. PL/pgSQL so its plan is cached per connection. */
+create or replace function private.status_counts_json(p_status text[], p_n bigint[]) returns jsonb
+language plpgsql immutable parallel safe
+set search_path = ''
+as $$
+begin
+  return jsonb_build_object(
+    'total', (select coalesce(sum(m.n), 0) from unnest(p_status, p_n) m(status, n)),
+    'by_status', (select jsonb_object_agg(k.status, (select coalesce(sum(m.n), 0)
+                                                     from unnest(p_status, p_n) m(status, n)
+                                                     where m.status = k.status))
+                  from unnest(private.lead_status_keys()) k(status)));
+end
+$$;
+
+/** `{ total, by_status }` of the leads the caller may use that match the filters, from the
+    rollup: whole UTC days from the per-day rows, and the boundary day exact to the microsecond
+    from an index range scan of `leads` over the smaller part of it: either the leads from p_since
+    to the day's end are added, or the whole day is taken from the rollup and the leads from the
+    day's start to p_since subtracted. Security definer: it applies the caller's agents itself
+    (lead_scope_agents), so the rollup stays unreadable to users. Static statements, one per
+    index path, so their plans are cached; the optional filters are plain row filters; the rows
+    are summed per status key before status_counts_json shapes them. */
+create or replace function private.lead_rollup_counts(
+  p_agent_ids text[], p_status text, p_priority text, p_since timestamptz, p_user_id uuid
+) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_agents text[] := private.lead_scope_agents(p_agent_ids, p_user_id);
+  v_day date := private.day_key(p_since);
+  v_day_start timestamptz := v_day::timestamp at time zone 'UTC';
+  -- Before noon UTC the part of the day before p_since is the smaller one to scan.
+  v_subtract boolean := p_since - v_day_start < interval '12 hours';
+  v_from date := case when v_subtract then v_day else v_day + 1 end;
+  v_lo timestamptz := case when v_subtract then v_day_start else p_since end;
+  v_hi timestamptz := case when v_subtract then p_since else v_day_start + interval '1 day' end;
+  v_sign int := case when v_subtract then -1 else 1 end;
+  v_status text[];
+  v_n bigint[];
+begin
+  if p_since is null and v_agents is null then
+    select array_agg(g.status), array_agg(g.n) into v_status, v_n from (
+      select r.status, sum(r.n)::bigint as n from private.lead_rollup r
+      where r.agent_id is null and r.day is null
+        and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+      group by r.status) g;
+  elsif p_since is null then
+    select array_agg(g.status), array_agg(g.n) into v_status, v_n from (
+      select r.status, sum(r.n)::bigint as n from private.lead_rollup r
+      where r.agent_id = any (v_agents) and r.day is null and (p_user_id is null or r.user_id = p_user_id)
+        and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+      group by r.status) g;
+  elsif v_agents is null then
+    select array_agg(g.status), array_agg(g.n) into v_status, v_n from (
+      select c.status, sum(c.n)::bigint as n from (
+        select r.status, r.n from private.lead_rollup r
+        where r.agent_id is null and r.day >= v_from
+          and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+        union all
+        select private.status_key(l.status), v_sign from public.leads l
+        where l.created_at >= v_lo and l.created_at < v_hi
+          and (p_priority is null or l.priority = p_priority)
+          and (p_status is null or private.status_key(l.status) = p_status)) c
+      group by c.status) g;
+  else
+    select array_agg(g.status), array_agg(g.n) into v_status, v_n from (
+      select c.status, sum(c.n)::bigint as n from (
+        select r.status, r.n from private.lead_rollup r
+        where r.agent_id = any (v_agents) and r.day >= v_from and (p_user_id is null or r.user_id = p_user_id)
+          and (p_priority is null or r.priority = p_priority) and (p_status is null or r.status = p_status)
+        union all
+        select private.status_key(l.status), v_sign from public.leads l
+        where l.agent_id = any (v_agents) and l.created_at >= v_lo and l.created_at < v_hi
+          and (p_user_id is null or l.user_id = p_user_id)
+          and (p_priority is null or l.priority = p_priority)
+          and (p_status is null or private.status_key(l.status) = p_status)) c
+      group by c.status) g;
+  end if;
+  return private.status_counts_json(v_status, v_n);
+end
+$$;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- The filter caps: only the filters given are checked
+-- ---------------------------------------------------------------------------------------------
+
+/** The caps of the list filters (lead_page, lead_totals, lead_stats): at most `batch` agent ids of
+    at most `agentId` characters, a search term of at most `searchTerm`, status and priority of at
+    most `shortText`. Checked before any row is read. Same rule as 20261201000100_protection.sql;
+    a filter not given (null, the common case) costs no check, so a plain page or stats call
+    reads no limit at all. */
+create or replace function private.check_lead_filters(
+  p_agent_ids text[], p_status text, p_priority text, p_search text
+) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if p_agent_ids is not null then
+    if cardinality(p_agent_ids) > private.api_limit('batch') then
+      perform private.refuse_argument('p_agent_ids', format('must hold at most %s agent ids', private.api_limit('batch')));
+    end if;
+    if exists (select 1 from unnest(p_agent_ids) a where length(a) > private.api_limit('agentId')) then
+      perform private.refuse_argument('p_agent_ids',
+        format('must hold agent ids of at most %s characters', private.api_limit('agentId')));
+    end if;
+  end if;
+  if p_search is not null and length(p_search) > private.api_limit('searchTerm') then
+    perform private.refuse_argument('p_search', format('must be at most %s characters', private.api_limit('searchTerm')));
+  end if;
+  if p_status is not null and length(p_status) > private.api_limit('shortText') then
+    perform private.refuse_argument('p_status', format('must be at most %s characters', private.api_limit('shortText')));
+  end if;
+  if p_priority is not null and length(p_priority) > private.api_limit('shortText') then
+    perform private.refuse_argument('p_priority', format('must be at most %s characters', private.api_limit('shortText')));
+  end if;
+end
+$$;
