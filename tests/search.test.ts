@@ -209,7 +209,13 @@ describe('search counts are capped at 10,000', () => {
              now() - g * interval '1 second'
       from generate_series(1, 10001) g`;
     await createLeads(agent, owner, Array.from({ length: 5 }, (_, i) => ({ name: `Other ${i}` })));
-  }, 180_000); // 10,001 inserts with every trigger: slow on a loaded machine
+    // 10,000 older leads that match none of the terms below, so the account (20,006 leads) is
+    // larger than one search walk (20,000 leads); the oldest holds the only "q9".
+    await adminSql`insert into public.leads (agent_id, user_id, name, email, status, created_at)
+      select ${agent}, ${owner.id}, case when g = 10000 then 'Filler q9' else 'Filler ' || g end, null, 'new',
+             now() - interval '1 day' - g * interval '1 second'
+      from generate_series(1, 10000) g`;
+  }, 300_000); // 20,001 inserts with every trigger: slow on a loaded machine
 
   it('answers count 10000 with countCapped above 10,000 matches, and still the newest page', async () => {
     const r = await list(owner, { filters: { searchTerm: tag }, limit: 3 });
@@ -221,7 +227,7 @@ describe('search counts are capped at 10,000', () => {
     );
     // Without a search the count stays exact.
     const plain = await list(owner, { limit: 1 });
-    expect(plain.body.data.count).toBe(10_006);
+    expect(plain.body.data.count).toBe(20_006);
     expect(plain.body.data.countCapped).toBe(false);
   });
 
@@ -242,6 +248,18 @@ describe('search counts are capped at 10,000', () => {
     const r = await list(owner, { filters: { searchTerm: tag }, limit: 1 });
     expect(r.body.data.count).toBe(10_000);
     expect(r.body.data.countCapped).toBe(false);
+  });
+
+  it('a rare short term past the walk bound: a short first page with a nextCursor, the match on the next', async () => {
+    const first = await list(owner, { filters: { searchTerm: 'q9' }, limit: 5 });
+    expect(first.status).toBe(200);
+    // The first walk examined the newest 20,000 leads and found nothing: "at least 0".
+    expect(first.body.data).toMatchObject({ leads: [], count: 0, countCapped: true });
+    expect(first.body.data.nextCursor).toEqual(expect.any(String));
+    const { ids } = await searchAll(owner, 'q9', {}, 5);
+    const [oldest] = await adminSql<{ id: string }[]>`
+      select id from public.leads where agent_id = ${agent} and name = 'Filler q9'`;
+    expect(ids).toEqual([Number(oldest.id)]);
   });
 
   it('the deep pages of a capped search still arrive by cursor, newest first', async () => {
