@@ -38,13 +38,17 @@ end
 $$;
 
 /** One newest-first walk over the leads of p_owners (every lead when null), among p_agents when
-    given, after the keyset when given: examines at most p_budget leads, counts those whose name,
-    email or phone matches p_pattern (ILIKE) and the status/priority/since filters, keeps the ids of
-    matches p_skip + 1 .. p_skip + p_take, and stops at p_stop_hits matches. `resume_*` is the
-    keyset of the last lead examined when the budget ran out (null when the walk reached the end
-    of the scope or p_stop_hits). Bitmap scans off: the only plans left walk leads_created_idx or
-    leads_user_created_idx in order, and the cursor stops reading as soon as the walk does. Runs
-    inside private.lead_search_page (security definer, which applies the caller's scope). */
+    given, after the keyset when given, from p_since on: examines at most p_budget leads, counts
+    those whose name, email or phone matches p_pattern (ILIKE) and the status/priority filters,
+    keeps the ids of matches p_skip + 1 .. p_skip + p_take, and stops at p_stop_hits matches.
+    `resume_*` is the keyset of the last lead examined when the budget ran out (null when the walk
+    reached the end of the scope or p_stop_hits). Two set-based statements per scope: the walk
+    (which stops reading as soon as it has p_stop_hits matches), and, only when it found fewer,
+    where the budget ends (an index-only scan of the same newest-first index). Bitmap scans off:
+    the only plans left walk leads_created_idx or leads_user_created_idx in order. The keyset and
+    the date range are index conditions in every statement (coalesce to ±infinity), so one static
+    statement serves first and later pages. Runs inside private.lead_search_page (security
+    definer, which applies the caller's scope). */
 create or replace function private.lead_search_walk(
   p_owners uuid[], p_agents text[], p_pattern text, p_status text, p_priority text, p_since timestamptz,
   p_after_created timestamptz, p_after_id bigint, p_skip integer, p_take integer, p_stop_hits integer,
@@ -55,87 +59,80 @@ set search_path = ''
 set enable_bitmapscan = off
 as $$
 declare
-  c refcursor;
-  r record;
-  v_hits integer := 0;
-  v_seen integer := 0;
-  v_ids bigint[] := '{}';
+  v_lo timestamptz := coalesce(p_since, '-infinity');
+  v_hi timestamptz := coalesce(p_after_created, 'infinity');
+  v_hits integer;
+  v_ids bigint[];
+  v_edge_created timestamptz;
+  v_edge_id bigint;
 begin
   if p_owners is null then
-    if p_after_id is null then
-      open c for select l.id, l.created_at,
-          (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
-          and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
-          and (p_agents is null or l.agent_id = any (p_agents)) as hit
-        from public.leads l
-        order by l.created_at desc, l.id desc;
-    else
-      open c for select l.id, l.created_at,
-          (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
-          and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
-          and (p_agents is null or l.agent_id = any (p_agents)) as hit
-        from public.leads l
-        where l.created_at <= p_after_created and (l.created_at < p_after_created or l.id < p_after_id)
-        order by l.created_at desc, l.id desc;
+    select count(*)::integer, array_agg(h.id order by h.rn) filter (where h.rn > p_skip and h.rn <= p_skip + p_take)
+      into v_hits, v_ids
+    from (select w.id, row_number() over () as rn from (
+            select l.id,
+              (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
+              and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
+              and (p_agents is null or l.agent_id = any (p_agents)) as hit
+            from public.leads l
+            where l.created_at >= v_lo and l.created_at <= v_hi
+              and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+            order by l.created_at desc, l.id desc limit p_budget) w
+          where w.hit limit p_stop_hits) h;
+    if v_hits < p_stop_hits then
+      select e.created_at, e.id into v_edge_created, v_edge_id from (
+        select l.created_at, l.id from public.leads l
+        where l.created_at >= v_lo and l.created_at <= v_hi
+          and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+        order by l.created_at desc, l.id desc offset p_budget - 1 limit 1) e;
     end if;
   elsif cardinality(p_owners) = 1 then
-    if p_after_id is null then
-      open c for select l.id, l.created_at,
-          (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
-          and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
-          and (p_agents is null or l.agent_id = any (p_agents)) as hit
-        from public.leads l
-        where l.user_id = p_owners[1]
-        order by l.created_at desc, l.id desc;
-    else
-      open c for select l.id, l.created_at,
-          (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
-          and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
-          and (p_agents is null or l.agent_id = any (p_agents)) as hit
-        from public.leads l
-        where l.user_id = p_owners[1]
-          and l.created_at <= p_after_created and (l.created_at < p_after_created or l.id < p_after_id)
-        order by l.created_at desc, l.id desc;
+    select count(*)::integer, array_agg(h.id order by h.rn) filter (where h.rn > p_skip and h.rn <= p_skip + p_take)
+      into v_hits, v_ids
+    from (select w.id, row_number() over () as rn from (
+            select l.id,
+              (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
+              and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
+              and (p_agents is null or l.agent_id = any (p_agents)) as hit
+            from public.leads l
+            where l.user_id = p_owners[1] and l.created_at >= v_lo and l.created_at <= v_hi
+              and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+            order by l.created_at desc, l.id desc limit p_budget) w
+          where w.hit limit p_stop_hits) h;
+    if v_hits < p_stop_hits then
+      select e.created_at, e.id into v_edge_created, v_edge_id from (
+        select l.created_at, l.id from public.leads l
+        where l.user_id = p_owners[1] and l.created_at >= v_lo and l.created_at <= v_hi
+          and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+        order by l.created_at desc, l.id desc offset p_budget - 1 limit 1) e;
     end if;
   else
     -- Several owners (admin mode, agents of several users): each owner's newest p_budget merged.
-    open c for select m.id, m.created_at, m.hit from unnest(p_owners) o(user_id) cross join lateral (
-        select l.id, l.created_at,
-          (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
-          and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
-          and (p_agents is null or l.agent_id = any (p_agents)) as hit
-        from public.leads l
-        where l.user_id = o.user_id
-          and (p_after_id is null
-               or (l.created_at <= p_after_created and (l.created_at < p_after_created or l.id < p_after_id)))
-        order by l.created_at desc, l.id desc limit p_budget) m
-      order by m.created_at desc, m.id desc;
+    select count(*)::integer, array_agg(h.id order by h.rn) filter (where h.rn > p_skip and h.rn <= p_skip + p_take)
+      into v_hits, v_ids
+    from (select w.id, row_number() over () as rn from (
+            select m.id, m.hit from unnest(p_owners) o(user_id) cross join lateral (
+              select l.id, l.created_at,
+                (l.name ilike p_pattern or l.email ilike p_pattern or l.phone ilike p_pattern)
+                and (p_status is null or l.status = p_status) and (p_priority is null or l.priority = p_priority)
+                and (p_agents is null or l.agent_id = any (p_agents)) as hit
+              from public.leads l
+              where l.user_id = o.user_id and l.created_at >= v_lo and l.created_at <= v_hi
+                and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+              order by l.created_at desc, l.id desc limit p_budget) m
+            order by m.created_at desc, m.id desc limit p_budget) w
+          where w.hit limit p_stop_hits) h;
+    if v_hits < p_stop_hits then
+      select e.created_at, e.id into v_edge_created, v_edge_id from (
+        select m.created_at, m.id from unnest(p_owners) o(user_id) cross join lateral (
+          select l.created_at, l.id from public.leads l
+          where l.user_id = o.user_id and l.created_at >= v_lo and l.created_at <= v_hi
+            and (p_after_id is null or l.created_at < p_after_created or l.id < p_after_id)
+          order by l.created_at desc, l.id desc limit p_budget) m
+        order by m.created_at desc, m.id desc offset p_budget - 1 limit 1) e;
+    end if;
   end if;
-  loop
-    fetch c into r;
-    exit when not found;
-    -- Newest first: once a lead is older than the date range, every later one is too.
-    exit when p_since is not null and r.created_at < p_since;
-    v_seen := v_seen + 1;
-    if r.hit then
-      v_hits := v_hits + 1;
-      if v_hits > p_skip and v_hits <= p_skip + p_take then
-        v_ids := v_ids || r.id;
-      end if;
-      if v_hits >= p_stop_hits then
-        close c;
-        return query select v_hits, v_ids, null::timestamptz, null::bigint;
-        return;
-      end if;
-    end if;
-    if v_seen >= p_budget then
-      close c;
-      return query select v_hits, v_ids, r.created_at, r.id::bigint;
-      return;
-    end if;
-  end loop;
-  close c;
-  return query select v_hits, v_ids, null::timestamptz, null::bigint;
+  return query select v_hits, coalesce(v_ids, '{}'), v_edge_created, v_edge_id;
 end
 $$;
 
