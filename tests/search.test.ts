@@ -340,9 +340,12 @@ describe('a search walk examines at most search_walk_rows() leads (2026120200020
     });
 
   it('within the bound the count is exact and the page complete', async () => {
-    const rows = await page(null, null);
-    expect(rows.map((r) => Number(r.id))).toEqual(hitIds);
-    expect(rows[0]).toMatchObject({ total: '4', total_capped: false, resume_id: null });
+    // The default bound, and a bound of exactly the account's 130 leads: nothing is left over.
+    for (const bound of [null, 130]) {
+      const rows = await page(bound, null);
+      expect(rows.map((r) => Number(r.id))).toEqual(hitIds);
+      expect(rows[0]).toMatchObject({ total: '4', total_capped: false, resume_id: null });
+    }
   });
 
   it('at the bound: the matches found so far, a lower-bound count, and where to resume', async () => {
@@ -380,6 +383,13 @@ describe('a search walk examines at most search_walk_rows() leads (2026120200020
       return await sql`select private.search_walk_rows() as n`;
     });
     expect(own.n).toBe(20_000);
+    for (const [setting, n] of [['0', 1], ['-5', 20_000], ['many', 20_000], ['', 20_000], ['50', 50]] as const) {
+      const [row] = await adminSql.begin(async (sql) => {
+        await sql`select set_config('app.search_walk_rows', ${setting}, true)`;
+        return await sql`select private.search_walk_rows() as n`;
+      });
+      expect([setting, row.n]).toEqual([setting, n]);
+    }
   });
 
   it('the api turns the resume point into nextCursor: paging by cursor finds every match', async () => {
