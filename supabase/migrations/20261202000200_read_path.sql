@@ -25,17 +25,11 @@
 -- The walk
 -- ---------------------------------------------------------------------------------------------
 
--- The newest-first index of an account covers what a walk reads (agent, status, priority, name,
--- email, phone), so a walk is an index-only scan in index order instead of one heap visit per
--- lead in created_at order (random over the heap: about 5 us per lead at 1M leads, where the
--- account does not fit in shared buffers). Same name and key as 20261122000100_leads.sql's, so
--- lead_page's plans are unchanged; it is rebuilt, not added (no second index to maintain).
--- Limit: a B-tree entry holds at most about 2.7 kB, so a lead whose name, email and phone
--- together exceed that cannot be written. The api caps each at 200 characters (LIMITS.shortText);
--- leads_owner_email_key_idx already held email to the same bound for writers through the Data API.
-drop index if exists public.leads_user_created_idx;
-create index leads_user_created_idx on public.leads (user_id, created_at desc, id desc)
-  include (agent_id, status, priority, name, email, phone);
+-- The walk reads leads_user_created_idx (20261122000100_leads.sql) in order and visits each
+-- examined lead's heap row. A covering index (the searched fields in INCLUDE) made the walk
+-- index-only, but measured 105-120 ms against 128 ms per 20,000-lead walk at 1M for an index
+-- three times the size (97 to 294 MB at 2M leads), paid by every write, and a B-tree entry limit
+-- (about 2.7 kB) on name, email and phone together that Data API writers could hit: not worth it.
 
 /** How many leads one newest-first search walk may examine: 20,000 (about 40 ms on the bench
     machine), or fewer (at least 1) when the transaction sets `app.search_walk_rows` lower (tests
