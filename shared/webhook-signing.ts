@@ -1,9 +1,9 @@
 /**
  * Standard Webhooks signatures (standardwebhooks.com): `webhook-signature` is `v1,` + base64 of
  * HMAC-SHA256 over `${webhook-id}.${webhook-timestamp}.${body}`, keyed with the base64 bytes after
- * `whsec_`. With node:crypto's HMAC (OpenSSL, in Deno and Node alike): it is synchronous, and
- * with the key bytes cached per secret a signature costs a few microseconds, where WebCrypto's
- * promise per sign cost a dispatcher more than the rest of a delivery.
+ * `whsec_`. With node:crypto's HMAC (OpenSSL, in Deno and Node alike), synchronous, the key bytes
+ * cached per secret. Measured under Deno at load ~11: 60-86 µs a signature against 70-100 µs for
+ * WebCrypto with a cached key, a small part of the dispatcher's ~0.75 ms per delivered event.
  */
 import { Buffer } from 'node:buffer';
 import { createHmac } from 'node:crypto';
