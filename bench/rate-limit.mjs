@@ -3,6 +3,7 @@
 // drift on a shared machine hits both. Small data set of its own (one account, 5 agents, 5,000
 // leads): the rows measure the limiter's statement, not the data. The rate-limit section of
 // `npm run bench` (alone: `BENCH_ONLY=rate-limit npm run bench`).
+import { loadavg } from 'node:os';
 import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
 import { driveWrk } from './wrk.mjs';
 import { RATE_LIMIT_ROWS, WORKLOADS } from './workloads.mjs';
@@ -27,6 +28,8 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
   const base = { DATABASE_URL: url, JWT_SECRET: LOCAL_JWT_SECRET, DB_POOL_MAX: '10' };
   const off = await startBenchApi({ port: 0, env: { ...base, ...RATE_LIMIT_ROWS.off } });
   const on = await startBenchApi({ port: 0, env: { ...base, ...RATE_LIMIT_ROWS.off, ...RATE_LIMIT_ROWS.on } });
+  const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+  const loadBefore = load();
   try {
     const rows = [];
     for (const name of RATE_LIMIT_ROWS.workloads) {
@@ -42,7 +45,9 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
           seconds: SECONDS,
           log,
         });
-      await drive(off).catch(() => {}); // warm-up, not counted
+      // Warm-up of both, not counted (the on instance's first leases, both JITs).
+      await drive(off).catch(() => {});
+      await drive(on).catch(() => {});
       for (let round = 0; round < 2; round++) {
         runs.off.push(await drive(off).catch(failed));
         runs.on.push(await drive(on).catch(failed));
@@ -72,7 +77,7 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
         } | ${Math.round((100 * r.on.rps) / r.off.rps)}% |`
       ),
       '',
-      `${SECONDS} s per run, 2 runs each, alternating; ${statuses} bucket rows for the account after the run.`,
+      `${SECONDS} s per run after a warm-up of each, 2 runs each, alternating off/on; ${statuses} bucket rows for the account after the run; load average (1, 5, 15 min) ${loadBefore} before, ${load()} after.`,
     ].join('\n');
   } finally {
     await Promise.all([off.stop(), on.stop()]);

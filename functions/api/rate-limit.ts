@@ -93,6 +93,16 @@ interface Lease {
 const leasesOf = new WeakMap<Db, Map<string, Lease>>();
 
 /**
+ * Tokens this instance (`db`) holds in live leases, taken from the shared buckets and not yet
+ * spent: with every success, what the buckets gave (tests/rate-limit.test.ts: conservation).
+ */
+export function leasedTokens(db: Db, now = Date.now()): number {
+  let n = 0;
+  for (const lease of leasesOf.get(db)?.values() ?? []) if (now < lease.expires) n += lease.left;
+  return n;
+}
+
+/**
  * How many tokens to ask for: this instance's own rate for the budget (requests in the last
  * second, at least 1), at most a 1/LEASE_SHARE share of the budget. A lease of the last second's
  * rate lasts about a second, so a steady user costs one take a second per instance.
