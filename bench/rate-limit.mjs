@@ -48,15 +48,26 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
       // Warm-up of both, not counted (the on instance's first leases, both JITs).
       await drive(off).catch(() => {});
       await drive(on).catch(() => {});
-      for (let round = 0; round < 2; round++) {
+      let takes = 0;
+      for (let round = 0; round < ROUNDS; round++) {
         runs.off.push(await drive(off).catch(failed));
+        const before = await takesSoFar(sql);
         runs.on.push(await drive(on).catch(failed));
+        takes += (await takesSoFar(sql)) - before;
+        log(
+          `  ${name} round ${round + 1}: off ${runs.off.at(-1).rps.toFixed(0)} req/s, on ${
+            runs.on.at(-1).rps.toFixed(0)
+          }`,
+        );
       }
       const sum = (rs, k) => rs.reduce((n, r) => n + r[k], 0) / rs.length;
+      const onRequests = runs.on.reduce((n, r) => n + r.rps * SECONDS, 0);
       rows.push({
         name,
         off: { rps: sum(runs.off, 'rps'), p50: sum(runs.off, 'p50'), errors: sum(runs.off, 'errors') },
         on: { rps: sum(runs.on, 'rps'), p50: sum(runs.on, 'p50'), errors: sum(runs.on, 'errors') },
+        ratios: runs.on.map((r, i) => `${Math.round((100 * r.rps) / runs.off[i].rps)}%`).join(', '),
+        takesPer1000: onRequests ? (1000 * takes) / onRequests : NaN,
       });
       log(name, rows.at(-1));
     }
@@ -67,22 +78,34 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
       '',
       `\`BENCH_ONLY=rate-limit npm run bench\` — its own account (5 agents, 5,000 leads) on the bench database; through the function, limits on (every budget ${RATE_LIMIT_ROWS.on.RATE_LIMIT_READS_PER_MINUTE}/minute) against off.`,
       '',
-      `| workload | c | limits off req/s | p50 ms | limits on (never hit) req/s | p50 ms | on / off |`,
-      '|---|---|---|---|---|---|---|',
+      `| workload | c | limits off req/s | p50 ms | limits on (never hit) req/s | p50 ms | on / off | each round | takes per 1,000 requests |`,
+      '|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.name} | ${RATE_LIMIT_ROWS.connections} | ${Math.round(r.off.rps)}${
           r.off.errors ? ` (${r.off.errors} errors)` : ''
         } | ${r.off.p50.toFixed(1)} | ${Math.round(r.on.rps)}${r.on.errors ? ` (${r.on.errors} errors)` : ''} | ${
           r.on.p50.toFixed(1)
-        } | ${Math.round((100 * r.on.rps) / r.off.rps)}% |`
+        } | ${Math.round((100 * r.on.rps) / r.off.rps)}% | ${r.ratios} | ${r.takesPer1000.toFixed(1)} |`
       ),
       '',
-      `${SECONDS} s per run after a warm-up of each, 2 runs each, alternating off/on; ${statuses} bucket rows for the account after the run; load average (1, 5, 15 min) ${loadBefore} before, ${load()} after.`,
+      `${SECONDS} s per run after a warm-up of each, ${ROUNDS} runs each, alternating off/on (on / off of the averages, and of each round); takes counted from the bucket table's row writes (\`pg_stat_user_tables\`); ${statuses} bucket rows for the account after the run; load average (1, 5, 15 min) ${loadBefore} before, ${load()} after.`,
     ].join('\n');
   } finally {
     await Promise.all([off.stop(), on.stop()]);
     await sql`delete from public.leads where user_id = ${USER}`;
   }
+}
+
+/** Rounds of off then on, each workload (the machine is shared: more rounds, less drift). */
+const ROUNDS = Number(process.env.BENCH_RATE_LIMIT_ROUNDS ?? 3);
+
+/** Takes so far: each is one insert or update of private.rate_limits (stats flushed first). */
+async function takesSoFar(sql) {
+  await new Promise((r) => setTimeout(r, 1500)); // an idle backend flushes its table stats within 1 s
+  await sql`select pg_stat_clear_snapshot()`;
+  const [{ n }] = await sql`select (n_tup_ins + n_tup_upd)::bigint::text as n from pg_stat_user_tables
+                            where relid = 'private.rate_limits'::regclass`;
+  return Number(n);
 }
 
 const failed = (err) => {
