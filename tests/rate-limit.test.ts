@@ -39,11 +39,12 @@ const { user, other, admin } = await world({
 const [agent] = user.agents;
 const [lead] = user.leads;
 const instances = [0, 1].map(() => {
-  const takes: string[] = [];
+  /** Each take's `p_want`. */
+  const takes: number[] = [];
   const own = createDb({
     url: databaseUrl,
     max: 8,
-    onQuery: (text) => text.includes('rate_limit_take') && takes.push(text),
+    onQuery: (text, parameters) => text.includes('rate_limit_take') && takes.push(Number(parameters[3])),
   });
   return { db: own, takes, handler: (limits: Partial<RateLimits>) => limitedOn(own, limits) };
 });
@@ -232,6 +233,18 @@ describe('leases', () => {
     const [row] = await adminSql`select floor(tokens)::int as tokens from private.rate_limits
                                  where user_id = ${u.id} and budget = 'reads'`;
     expect(row.tokens).toBe(0);
+  });
+
+  it('once the bucket ran dry, takes ask for one token: refused requests do not queue for a lease', async () => {
+    const u = await createUser();
+    const [one] = instances;
+    await frozen(u, 'reads', 0);
+    one.takes.length = 0;
+    expect(await burst([one.handler({ reads: 600_000 })], u, 200, 16)).toEqual(Array(200).fill(429));
+    // Every refused request took (none was served from a lease), and only those sent before the
+    // first refusal came back asked for more than one.
+    expect(one.takes).toHaveLength(200);
+    expect(one.takes.filter((want) => want > 1).length).toBeLessThanOrEqual(16);
   });
 
   it('a lease expires after LEASE_MS: its unspent tokens are not spent later', async () => {

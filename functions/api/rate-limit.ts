@@ -85,6 +85,8 @@ interface Lease {
   second: number;
   seen: number;
   seenBefore: number;
+  /** When a take last came back with no token: for LEASE_MS after, takes ask for one (see `start`). */
+  refusedAt: number;
   /** A take leasing more than one token, in flight: others wait for it instead of taking too. */
   pending?: Promise<void>;
 }
@@ -120,7 +122,15 @@ function leaseFor(db: Db, key: string, now: number): Lease {
     if (leases.size >= 10_000) {
       for (const [k, l] of leases) if (!l.pending && l.expires < now - 2 * LEASE_MS) leases.delete(k);
     }
-    lease = { left: 0, expires: 0, remaining: 0, second: Math.floor(now / 1000), seen: 0, seenBefore: 0 };
+    lease = {
+      left: 0,
+      expires: 0,
+      remaining: 0,
+      second: Math.floor(now / 1000),
+      seen: 0,
+      seenBefore: 0,
+      refusedAt: -Infinity,
+    };
     leases.set(key, lease);
   }
   const second = Math.floor(now / 1000);
@@ -176,7 +186,10 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
     while (lease.pending) await lease.pending;
     if (spend(lease, budget, limit, Date.now())) return db.asUser(scope, work, options);
 
-    const want = leaseSize(limit, Math.max(lease.seen, lease.seenBefore));
+    // Right after the bucket ran dry, one token at a time: near the limit, leases would only be
+    // dropped tokens, and refused requests would queue behind each other's takes.
+    const dry = Date.now() - lease.refusedAt < LEASE_MS;
+    const want = dry ? 1 : leaseSize(limit, Math.max(lease.seen, lease.seenBefore));
     let settle: (() => void) | undefined;
     const pending = want > 1 ? new Promise<void>((resolve) => (settle = resolve)) : undefined;
     if (pending) lease.pending = pending;
@@ -195,6 +208,7 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
             taken = { budget, limit, remaining: take.remaining + lease.left, reset: take.reset };
           } else {
             lease.left = 0;
+            lease.refusedAt = Date.now();
             taken = { budget, limit, remaining: 0, reset: take.reset, retryAfter: take.retry_after };
           }
           done();
