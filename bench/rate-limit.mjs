@@ -72,11 +72,16 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
         await drive(off).catch(() => {});
         await drive(on).catch(() => {});
         let takes = 0;
-        for (let round = 0; round < ROUNDS; round++) {
-          runs.off.push(await drive(off).catch(failed));
+        const driveOn = async () => {
           const before = await takesSoFar(sql);
           runs.on.push(await drive(on).catch(failed));
           takes += (await takesSoFar(sql)) - before;
+        };
+        for (let round = 0; round < ROUNDS; round++) {
+          // Off first in even rounds, on first in odd ones: drift during a round favours neither.
+          if (round % 2) await driveOn();
+          runs.off.push(await drive(off).catch(failed));
+          if (round % 2 === 0) await driveOn();
           log(
             `  ${setup.name}, ${name} round ${round + 1}: off ${runs.off.at(-1).rps.toFixed(0)} req/s, on ${
               runs.on.at(-1).rps.toFixed(0)
@@ -115,7 +120,7 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
         } |`
       ),
       '',
-      `${SECONDS} s per run after a warm-up of each, ${ROUNDS} runs each, alternating off/on; on / off is the median of the rounds' ratios (a load spike from another job on the machine moves one round, not the median), next to the ratio of the averages and each round's; takes counted from the bucket table's row writes (\`pg_stat_user_tables\`); ${statuses} bucket rows for the account after the run; load average (1, 5, 15 min) ${loadBefore} before, ${load()} after.`,
+      `${SECONDS} s per run after a warm-up of each, ${ROUNDS} runs each, alternating (off/on, then on/off, and so on); on / off is the median of the rounds' ratios (a load spike from another job on the machine moves one round, not the median), next to the ratio of the averages and each round's; takes counted from the bucket table's row writes (\`pg_stat_user_tables\`); ${statuses} bucket rows for the account after the run; load average (1, 5, 15 min) ${loadBefore} before, ${load()} after.`,
     ].join('\n');
   } finally {
     await Promise.all(started.map((a) => a.stop()));
