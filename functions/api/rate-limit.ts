@@ -79,6 +79,8 @@ interface Lease {
   /** Tokens taken from the shared bucket and not yet spent, usable until `expires`. */
   left: number;
   expires: number;
+  /** Tokens the last take granted: with a quarter of them left, the next request renews. */
+  size: number;
   /** The shared bucket's whole tokens left when the lease was taken (for the headers). */
   remaining: number;
   /** Requests for this budget at this instance in the current second and the one before. */
@@ -125,6 +127,7 @@ function leaseFor(db: Db, key: string, now: number): Lease {
     lease = {
       left: 0,
       expires: 0,
+      size: 0,
       remaining: 0,
       second: Math.floor(now / 1000),
       seen: 0,
@@ -183,8 +186,14 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
     const key = `${claims.sub}\u0000${budget}\u0000${limit}`;
     const lease = leaseFor(db, key, Date.now());
     lease.seen++;
-    while (lease.pending) await lease.pending;
-    if (spend(lease, budget, limit, Date.now())) return db.asUser(scope, work, options);
+    const live = () => lease.left > 0 && Date.now() < lease.expires;
+    // Renew early: with a quarter of the last lease left and no take in flight, this request
+    // takes the next lease while the others go on spending the rest, so nobody waits for it.
+    const renew = live() && !lease.pending && lease.size > 1 && lease.left <= lease.size / 4;
+    if (!renew) {
+      while (lease.pending && !live()) await lease.pending;
+      if (spend(lease, budget, limit, Date.now())) return db.asUser(scope, work, options);
+    }
 
     // Right after the bucket ran dry, one token at a time: near the limit, leases would only be
     // dropped tokens, and refused requests would queue behind each other's takes.
@@ -201,13 +210,15 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
       tx<Take[]>`select * from private.rate_limit_take(${claims.sub}, ${budget}, ${limit}::int, ${want}::int)`
         .then(([take]) => {
           if (take.granted > 0) {
-            // This request spends one; the rest is the lease (an older one's leftovers are gone).
-            lease.left = take.granted - 1;
+            // This request spends one; the rest joins what is left of a live lease (a renewal).
+            lease.left = (live() ? lease.left : 0) + take.granted - 1;
+            lease.size = take.granted;
             lease.expires = Date.now() + LEASE_MS;
             lease.remaining = take.remaining;
             taken = { budget, limit, remaining: take.remaining + lease.left, reset: take.reset };
           } else {
-            lease.left = 0;
+            if (!live()) lease.left = 0;
+            lease.size = 0;
             lease.refusedAt = Date.now();
             taken = { budget, limit, remaining: 0, reset: take.reset, retryAfter: take.retry_after };
           }
