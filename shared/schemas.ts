@@ -171,11 +171,15 @@ const Page = {
     `exact without searchTerm; with searchTerm exact up to ${SEARCH_COUNT_CAP}, then ${SEARCH_COUNT_CAP} (see countCapped)`,
   ),
   countCapped: z.boolean().describe(
-    `true when a searchTerm matched more than ${SEARCH_COUNT_CAP} leads and count stopped at ${SEARCH_COUNT_CAP}`,
+    `true when count is a lower bound: a searchTerm matched more than ${SEARCH_COUNT_CAP} leads and count stopped at ` +
+      `${SEARCH_COUNT_CAP}, or a term without three letters or digits in a row stopped at the bound of its walk`,
   ),
   limit: z.number().int(),
   offset: z.number().int(),
-  nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+  nextCursor: z.string().nullable().describe(
+    'pass as `cursor` for the next page; null on the last page (a search page may hold fewer than `limit` leads and ' +
+      'still have one)',
+  ),
 };
 export const LeadStatsOutput = z.object({
   stats: z.object({

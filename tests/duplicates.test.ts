@@ -18,7 +18,8 @@ const person = () => {
   const n = ++seq;
   return {
     email: `person${n}.${Date.now()}@dup.test`,
-    phone: `+1 (415) 55${String(n).padStart(2, '0')}-${Date.now() % 10000}`,
+    // Always 10+ digits (the phone key needs 10): the time part padded, or below 1,000 it was short.
+    phone: `+1 (415) 55${String(n).padStart(2, '0')}-${String(Date.now() % 10000).padStart(4, '0')}`,
   };
 };
 

@@ -169,6 +169,31 @@ describe('events through the Data API', () => {
     const kinds = (await allEvents(bob.token, id)).map((e) => e.kind);
     expect(kinds.slice(0, 2).sort()).toEqual(['updated', 'working_removed']);
   });
+  it("a created event's changes are private.lead_changes(null, lead), whatever the fields hold", async () => {
+    // The created-event trigger computes the diff in its statement (no lead_changes call per row):
+    // every field type, a false boolean, nested nulls in JSON, and a multi-row statement.
+    const ids = await asDataApi(alice, async (sql) =>
+      (await sql`
+        insert into public.leads (agent_id, name, email, phone, status, priority, budget, notes, address,
+                                  metadata, is_decision_maker, conversation_id, preferred_contact_method)
+        values (${agent}, 'Diff one', 'diff@x.test', '+1 212 555 0100', 'new', 'low', '10k', 'n',
+                ${adminSql.json({ city: 'Oslo', zip: null })}, ${adminSql.json({ tags: [null, 1], x: { y: null } })},
+                false, 7, 'email'),
+               (${agent}, null, null, null, null, null, null, null, null, null, null, null, null)
+        returning id`).map((r) => Number(r.id)));
+    const rows = await adminSql`
+      select e.changes as got, private.lead_changes(null, to_jsonb(l)) as want
+      from public.lead_events e join public.leads l on l.id = e.lead_id
+      where e.kind = 'created' and e.lead_id = any(${ids}::bigint[]) order by e.lead_id`;
+    expect(rows).toHaveLength(2);
+    for (const r of rows) expect(r.got).toEqual(r.want);
+    expect(rows[0].got).toMatchObject({
+      is_decision_maker: [null, false],
+      address: [null, { city: 'Oslo', zip: null }],
+      metadata: [null, { tags: [null, 1], x: { y: null } }],
+    });
+    expect(Object.keys(rows[1].got).sort()).toEqual(['agent_id', 'user_id']);
+  });
 });
 
 describe('reading history', () => {

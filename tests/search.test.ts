@@ -209,7 +209,13 @@ describe('search counts are capped at 10,000', () => {
              now() - g * interval '1 second'
       from generate_series(1, 10001) g`;
     await createLeads(agent, owner, Array.from({ length: 5 }, (_, i) => ({ name: `Other ${i}` })));
-  }, 180_000); // 10,001 inserts with every trigger: slow on a loaded machine
+    // 10,000 older leads that match none of the terms below, so the account (20,006 leads) is
+    // larger than one search walk (20,000 leads); the oldest holds the only "q9".
+    await adminSql`insert into public.leads (agent_id, user_id, name, email, status, created_at)
+      select ${agent}, ${owner.id}, case when g = 10000 then 'Filler q9' else 'Filler ' || g end, null, 'new',
+             now() - interval '1 day' - g * interval '1 second'
+      from generate_series(1, 10000) g`;
+  }, 300_000); // 20,001 inserts with every trigger: slow on a loaded machine
 
   it('answers count 10000 with countCapped above 10,000 matches, and still the newest page', async () => {
     const r = await list(owner, { filters: { searchTerm: tag }, limit: 3 });
@@ -221,7 +227,7 @@ describe('search counts are capped at 10,000', () => {
     );
     // Without a search the count stays exact.
     const plain = await list(owner, { limit: 1 });
-    expect(plain.body.data.count).toBe(10_006);
+    expect(plain.body.data.count).toBe(20_006);
     expect(plain.body.data.countCapped).toBe(false);
   });
 
@@ -242,6 +248,18 @@ describe('search counts are capped at 10,000', () => {
     const r = await list(owner, { filters: { searchTerm: tag }, limit: 1 });
     expect(r.body.data.count).toBe(10_000);
     expect(r.body.data.countCapped).toBe(false);
+  });
+
+  it('a rare short term past the walk bound: a short first page with a nextCursor, the match on the next', async () => {
+    const first = await list(owner, { filters: { searchTerm: 'q9' }, limit: 5 });
+    expect(first.status).toBe(200);
+    // The first walk examined the newest 20,000 leads and found nothing: "at least 0".
+    expect(first.body.data).toMatchObject({ leads: [], count: 0, countCapped: true });
+    expect(first.body.data.nextCursor).toEqual(expect.any(String));
+    const { ids } = await searchAll(owner, 'q9', {}, 5);
+    const [oldest] = await adminSql<{ id: string }[]>`
+      select id from public.leads where agent_id = ${agent} and name = 'Filler q9'`;
+    expect(ids).toEqual([Number(oldest.id)]);
   });
 
   it('the deep pages of a capped search still arrive by cursor, newest first', async () => {
@@ -282,5 +300,101 @@ describe('lead_page refuses arguments outside its caps (LA400), for the Data API
   it('accepts the edges', async () => {
     await expect(page(101, 10_000, 's'.repeat(200))).resolves.toBeDefined();
     await expect(page(1, 0, 'ab')).resolves.toBeDefined();
+  });
+});
+
+describe('a search walk examines at most search_walk_rows() leads (20261202000200_read_path.sql)', () => {
+  // 130 leads, newest first; the short term "zq" (no trigram: the walk) matches 4 of them, at
+  // positions 3, 70, 71 and 125. With the bound lowered to 50 for the transaction, each walk
+  // stops after 50 leads: a page answers what it found and where the next walk starts.
+  let owner: TestUser;
+  let hitIds: number[];
+  const HITS = [3, 70, 71, 125];
+  beforeAll(async () => {
+    owner = await createUser();
+    const agent = await createAgent(owner);
+    const rows = await adminSql<{ id: string }[]>`
+      insert into public.leads (agent_id, user_id, name, email, status, created_at)
+      select ${agent}, ${owner.id}, case when g = any (${HITS}::int[]) then 'zq ' else '' end || 'Walk ' || g,
+             'w' || g || '@walk.test', 'new', now() - g * interval '1 second'
+      from generate_series(1, 130) g
+      returning id`;
+    const byPosition = rows.map((r) => Number(r.id)); // generate_series order: position g at g - 1
+    hitIds = HITS.map((g) => byPosition[g - 1]);
+  }, 60_000);
+
+  interface PageRow {
+    total: string | null;
+    total_capped: boolean;
+    lead: string | null;
+    resume_created_at: Date | null;
+    resume_id: string | null;
+  }
+  const page = (bound: number | null, after: [Date, string] | null, limit = 11, count = true) =>
+    asRole(claimsOf(owner), async (sql) => {
+      if (bound !== null) await sql`select set_config('app.search_walk_rows', ${String(bound)}, true)`;
+      return await sql<(PageRow & { id: string | null })[]>`
+        select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).id
+        from public.lead_page(null, null, null, 'zq', null, null, ${after?.[0] ?? null}::timestamptz,
+                              ${after?.[1] ?? null}::bigint, ${limit}, 0, ${count}) x`;
+    });
+
+  it('within the bound the count is exact and the page complete', async () => {
+    // The default bound, and a bound of exactly the account's 130 leads: nothing is left over.
+    for (const bound of [null, 130]) {
+      const rows = await page(bound, null);
+      expect(rows.map((r) => Number(r.id))).toEqual(hitIds);
+      expect(rows[0]).toMatchObject({ total: '4', total_capped: false, resume_id: null });
+    }
+  });
+
+  it('at the bound: the matches found so far, a lower-bound count, and where to resume', async () => {
+    const ids: number[] = [];
+    let after: [Date, string] | null = null;
+    const counts: [string | null, boolean][] = [];
+    for (let n = 0; n < 10; n++) {
+      const rows = await page(50, after);
+      counts.push([rows[0].total, rows[0].total_capped]);
+      ids.push(...rows.filter((r) => r.id !== null).map((r) => Number(r.id)));
+      if (rows[0].resume_id === null) break;
+      after = [rows[0].resume_created_at!, rows[0].resume_id];
+    }
+    // Walks of leads 1-50, 51-100, 101-130: every match once, newest first.
+    expect(ids).toEqual(hitIds);
+    // Every page's count is one walk from the newest lead: 1 match in the first 50, "at least".
+    expect(counts).toEqual([['1', true], ['1', true], ['1', true]]);
+  });
+
+  it('a page the walk fills has no resume point (the api pages on from its last row)', async () => {
+    const rows = await page(100, null, 2, false);
+    expect(rows.map((r) => Number(r.id))).toEqual(hitIds.slice(0, 2));
+    expect(rows[0].resume_id).toBeNull();
+  });
+
+  it('the bound cannot be raised above 20,000 by the caller', async () => {
+    const [row] = await asRole(claimsOf(owner), async (sql) => {
+      await sql`select set_config('app.search_walk_rows', '1000000', true)`;
+      return await sql`select private.search_walk_rows() as n`.catch(() => [{ n: 'refused' }]);
+    });
+    // Users cannot even call it; inside lead_search_page it is least(setting, 20000).
+    expect(row.n).toBe('refused');
+    const [own] = await adminSql.begin(async (sql) => {
+      await sql`select set_config('app.search_walk_rows', '1000000', true)`;
+      return await sql`select private.search_walk_rows() as n`;
+    });
+    expect(own.n).toBe(20_000);
+    for (const [setting, n] of [['0', 1], ['-5', 20_000], ['many', 20_000], ['', 20_000], ['50', 50]] as const) {
+      const [row] = await adminSql.begin(async (sql) => {
+        await sql`select set_config('app.search_walk_rows', ${setting}, true)`;
+        return await sql`select private.search_walk_rows() as n`;
+      });
+      expect([setting, row.n]).toEqual([setting, n]);
+    }
+  });
+
+  it('the api turns the resume point into nextCursor: paging by cursor finds every match', async () => {
+    const { ids, count, countCapped } = await searchAll(owner, 'zq', {}, 3);
+    expect(ids).toEqual(hitIds);
+    expect([count, countCapped]).toEqual([4, false]);
   });
 });

@@ -60,7 +60,8 @@ function listing(summary: boolean) {
     const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
     // One row more than the page tells whether there is a next page. Every row carries the
     // total; an empty page is one row with a null lead (id null).
-    const page = tx`select x.total, x.total_capped, (x.lead).*, row_number() over () as k from public.lead_page(${args},
+    const page = tx`select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).*,
+                        row_number() over () as k from public.lead_page(${args},
                         ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
                         ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
     const [row] = await tx<
@@ -70,8 +71,11 @@ function listing(summary: boolean) {
         select (select max(l.total) from page l) as count, (select bool_or(l.total_capped) from page l) as capped,
                coalesce((select json_agg(${json} order by l.k) from page l ${join}
                          where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
-               (select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
-                where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})) as last`;
+               coalesce((select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
+                         where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})),
+                        -- A search walk that stopped at its bound before the page was full.
+                        (select array[to_json(l.resume_created_at) #>> '{}', l.resume_id::text] from page l
+                         where l.k = 1 and l.resume_id is not null)) as last`;
     const nextCursor = row.last
       ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
       : null;
