@@ -261,6 +261,16 @@ describe('leases', () => {
   });
 });
 
+describe('rollout', () => {
+  it("the take still answers the code before leases (three arguments, reading 'allowed')", async () => {
+    const u = await createUser();
+    const take = () => adminSql`select * from private.rate_limit_take(${u.id}, 'writes', 2)`.then(([t]) => t);
+    expect(await take()).toMatchObject({ allowed: true, granted: 1, remaining: 1, retry_after: 0 });
+    expect(await take()).toMatchObject({ allowed: true, granted: 1, remaining: 0 });
+    expect(await take()).toMatchObject({ allowed: false, granted: 0, remaining: 0, retry_after: 30 });
+  });
+});
+
 describe('configuration', () => {
   it('reads the budgets from the environment; 0 turns one off; anything else refuses to start', () => {
     expect(rateLimitsFromEnv({})).toEqual(DEFAULT_RATE_LIMITS);

@@ -15,12 +15,13 @@ drop function if exists private.rate_limit_take(text, text, integer);
     tokens, refilled at p_per_minute per 60 s: a user may burst the whole budget, then goes on at
     its rate. Grants as many whole tokens as there are, up to p_want; a refused take (0 granted)
     consumes nothing. Returns the tokens granted, the whole tokens left, the seconds until a token
-    is available (0 when granted) and until the bucket is full again. One upsert: the row lock
-    lasts this statement only. */
+    is available (0 when granted) and until the bucket is full again, and `allowed` (granted > 0)
+    for instances still running the code before leases during a rollout (they call it with three
+    arguments and read `allowed`). One upsert: the row lock lasts this statement only. */
 create or replace function private.rate_limit_take(
   p_user text, p_budget text, p_per_minute integer, p_want integer default 1
 )
-returns table (granted integer, remaining integer, retry_after integer, reset integer)
+returns table (granted integer, remaining integer, retry_after integer, reset integer, allowed boolean)
 language plpgsql volatile
 set search_path = ''
 as $$
@@ -47,6 +48,7 @@ begin
   remaining := greatest(floor(v_tokens), 0)::integer;
   retry_after := case when v_granted > 0 then 0 else ceil((1 - v_tokens) * 60.0 / p_per_minute)::integer end;
   reset := ceil((p_per_minute - v_tokens) * 60.0 / p_per_minute)::integer;
+  allowed := v_granted > 0;
   return next;
 end
 $$;
