@@ -75,7 +75,7 @@ function listing(summary: boolean) {
                          where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})),
                         -- A search walk that stopped at its bound before the page was full.
                         (select array[to_json(l.resume_created_at) #>> '{}', l.resume_id::text] from page l
-                         where l.k = 1 and l.resume_id is not null)) as last`;
+                         where l.resume_id is not null order by l.k fetch first row only)) as last`;
     const nextCursor = row.last
       ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
       : null;
