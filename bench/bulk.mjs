@@ -135,15 +135,25 @@ async function main(url = process.env.DATABASE_URL) {
     const exportRun = async (token) => {
       const base = rssMb(pid);
       let peak = base;
-      const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 20);
+      // A function that died mid-export has no /proc entry: the sample is skipped, the export's
+      // broken download is counted below, and the bench goes on.
+      const timer = setInterval(() => {
+        try {
+          peak = Math.max(peak, rssMb(pid));
+        } catch { /* gone */ }
+      }, 20);
       const t0 = performance.now();
       const res = await post(token, { resource: 'leads', action: 'export', data: { format: 'csv' } });
       let lines = 0;
       const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        for (const b of value) if (b === 10) lines++;
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const b of value) if (b === 10) lines++;
+        }
+      } catch {
+        errors.count++; // the download broke off after its first byte
       }
       clearInterval(timer);
       return { leads: lines - 1, s: (performance.now() - t0) / 1000, growth: peak - base };

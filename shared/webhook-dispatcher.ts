@@ -96,7 +96,7 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
     try {
       const target = await checkUrl(row.url, { resolve: cfg.resolve, allowPrivate: cfg.allowPrivate });
       const secrets = row.previous_secret ? [row.secret, row.previous_secret] : [row.secret];
-      const headers = await webhookHeaders(secrets, msgId, Math.floor(Date.now() / 1000), body);
+      const headers = webhookHeaders(secrets, msgId, Math.floor(Date.now() / 1000), body);
       const answer = await send(target, headers, body, sendOptions);
       return {
         delivered: answer.status >= 200 && answer.status < 300,

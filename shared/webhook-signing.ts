@@ -1,9 +1,13 @@
 /**
  * Standard Webhooks signatures (standardwebhooks.com): `webhook-signature` is `v1,` + base64 of
  * HMAC-SHA256 over `${webhook-id}.${webhook-timestamp}.${body}`, keyed with the base64 bytes after
- * `whsec_`. WebCrypto only, so the function and the dispatcher sign alike under Deno and Node.
+ * `whsec_`. With node:crypto's HMAC (OpenSSL, in Deno and Node alike), synchronous, the key bytes
+ * cached per secret. Measured under Deno at load ~11: 60-86 µs a signature against 70-100 µs for
+ * WebCrypto with a cached key, a small part of the dispatcher's ~0.75 ms per delivered event.
  */
-import { fromBase64, toBase64 } from './opaque.ts';
+import { Buffer } from 'node:buffer';
+import { createHmac } from 'node:crypto';
+import { toBase64 } from './opaque.ts';
 
 const PREFIX = 'whsec_';
 /** Random bytes in a secret: the spec asks for 24 to 64. */
@@ -14,14 +18,13 @@ export function generateSecret(): string {
   return PREFIX + toBase64(crypto.getRandomValues(new Uint8Array(SECRET_BYTES)));
 }
 
-const keys = new Map<string, Promise<CryptoKey>>();
+const keys = new Map<string, Buffer>();
 
-function keyOf(secret: string): Promise<CryptoKey> {
+function keyOf(secret: string): Buffer {
   let key = keys.get(secret);
   if (!key) {
     if (!secret.startsWith(PREFIX)) throw new Error('not a whsec_ secret');
-    const raw = fromBase64(secret.slice(PREFIX.length));
-    key = crypto.subtle.importKey('raw', raw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    key = Buffer.from(secret.slice(PREFIX.length), 'base64');
     // A dispatcher signs for the same few endpoints over and over; a bounded cache of keys.
     if (keys.size > 1000) keys.clear();
     keys.set(secret, key);
@@ -29,27 +32,26 @@ function keyOf(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-/** One `v1,<base64>` signature of a delivery. */
-export async function sign(secret: string, id: string, timestamp: number, body: string): Promise<string> {
-  const mac = await crypto.subtle.sign(
-    'HMAC',
-    await keyOf(secret),
-    new TextEncoder().encode(`${id}.${timestamp}.${body}`),
-  );
-  return `v1,${toBase64(new Uint8Array(mac))}`;
+/** One `v1,<base64>` signature of a delivery (async for its callers; the work is synchronous). */
+export function sign(secret: string, id: string, timestamp: number, body: string): Promise<string> {
+  return Promise.resolve(signNow(secret, id, timestamp, body));
+}
+
+function signNow(secret: string, id: string, timestamp: number, body: string): string {
+  return `v1,${createHmac('sha256', keyOf(secret)).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
 }
 
 /**
  * The three Standard Webhooks headers. Every secret given signs (after a rotation, the new one and
  * the one it replaced), space-separated, so a receiver that still has the old secret verifies.
  */
-export async function webhookHeaders(
+export function webhookHeaders(
   secrets: string[],
   id: string,
   timestamp: number,
   body: string,
-): Promise<Record<string, string>> {
-  const signatures = await Promise.all(secrets.map((s) => sign(s, id, timestamp, body)));
+): Record<string, string> {
+  const signatures = secrets.map((s) => signNow(s, id, timestamp, body));
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestamp),

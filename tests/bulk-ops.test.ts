@@ -169,3 +169,16 @@ describe('leads/export', () => {
     console.log(`export of 100,000 leads in-process: ${Date.now() - started} ms, ${text.length} bytes`);
   }, 300_000);
 });
+
+describe('leads/export CSV cells', () => {
+  it('renders every cell as private.csv_cell does (the formula guard, quotes, null)', async () => {
+    const { csvCell } = await import('../functions/api/leads-export.ts');
+    const values = ['plain', '=1+1', '+1 212', '-5', '@x', '\tx', '\rx', 'a "q" b', 'line\nbreak', '', "'=", null];
+    const rows = await adminSql.unsafe(
+      `select v, ${csvCell('v')} as inline, private.csv_cell(v) as sql from unnest($1::text[]) v`,
+      [values as never],
+    );
+    expect(rows.length).toBe(values.length);
+    for (const r of rows) expect([r.v, r.inline]).toEqual([r.v, r.sql]);
+  });
+});

