@@ -254,7 +254,7 @@ describe('through the Data API', () => {
     await denied((sql) => sql`update private.webhook_deliveries set status = 'pending'`);
     await denied((sql) => sql`update public.webhook_endpoints set user_id = ${B.id}`);
     await denied((sql) => sql`update public.webhook_endpoints set all_users = true`);
-    await denied((sql) => sql`select private.webhook_fan_out()`);
+    await denied((sql) => sql`select private.webhook_fan_out_statement()`);
     // B sees none of A's endpoints, changes none, and reads none of A's log.
     const seen = await asRole(claimsOf(B), (sql) => sql`select id from public.webhook_endpoints where id = ${mine.id}`);
     expect(seen).toHaveLength(0);

@@ -199,6 +199,31 @@ describe('events and signatures', () => {
     expect((await deliveries(f)).map((d) => d.type)).toEqual(['lead.updated']);
     expect((await deliveries(other)).map((d) => d.type)).toEqual(['lead.created']);
   });
+
+  it('one statement writing many leads fans out once per event and endpoint, in event order', async () => {
+    const rec = await receiver();
+    const f = await fixture(rec.url, ['lead.created', 'lead.updated']);
+    const [second] = await sql`insert into public.webhook_endpoints (user_id, url, events, secret)
+                               values (${f.user}, ${`${rec.url}/2`}, '{lead.updated}', ${generateSecret()})
+                               returning id`;
+    cleanups.push(() => sql`update public.webhook_endpoints set enabled = false where id = ${second.id}`);
+    const made = await sql<{ id: string }[]>`insert into public.leads (agent_id, user_id, name)
+      select ${f.agent}, ${f.user}, 'many ' || g from generate_series(1, 3) g returning id`;
+    const ids = made.map((m) => m.id).sort((a, b) => Number(a) - Number(b));
+    await sql`update public.leads set status = 'contacted' where id = any(${ids})`;
+    const rows = await sql<{ endpoint_id: string; lead_id: string; type: string; event_id: string }[]>`
+      select endpoint_id, lead_id, type, event_id from private.webhook_deliveries
+      where endpoint_id in (${f.endpoint}, ${second.id}) order by id`;
+    const of = (endpoint: string) => rows.filter((r) => r.endpoint_id === endpoint);
+    expect(of(f.endpoint).map((r) => [r.type, r.lead_id])).toEqual([
+      ...ids.map((id) => ['lead.created', id]),
+      ...ids.map((id) => ['lead.updated', id]),
+    ]);
+    expect(of(second.id).map((r) => [r.type, r.lead_id])).toEqual(ids.map((id) => ['lead.updated', id]));
+    // Delivery ids follow event ids: the order the dispatcher keeps per lead.
+    const events = rows.map((r) => Number(r.event_id));
+    expect(events).toEqual([...events].sort((a, b) => a - b));
+  });
 });
 
 describe('retries', () => {
