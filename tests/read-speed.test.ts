@@ -203,3 +203,53 @@ describe('the plan choice of the read path is explicit (20261202000200_read_path
     expect(short).not.toMatch(/Bitmap Heap Scan on leads/);
   });
 });
+
+describe('the stats shape without a statement per call (20261202000500_stats_list_cost.sql)', () => {
+  it('status_counts_json answers as the set-based definition it replaced, for any keys and counts', async () => {
+    // The reference is 20261202000200_read_path.sql's body, as a query over the same arrays.
+    const cases: [string[] | null, number[] | null][] = [
+      [null, null],
+      [[], []],
+      [['new'], [3]],
+      [['other'], [7]],
+      [['new', 'other', 'new', 'converted'], [1, 2, 3, 4]],
+      [['qualified', 'contacted', 'converted', 'new', 'other'], [5, 0, 2, 9, 1]],
+      [['new', 'new', 'new'], [-2, 5, 0]],
+    ];
+    for (const [status, n] of cases) {
+      const [row] = await adminSql<{ got: string; want: string }[]>`
+        select private.status_counts_json(${status}::text[], ${n}::bigint[])::text as got,
+          jsonb_build_object(
+            'total', (select coalesce(sum(m.n), 0) from unnest(${status}::text[], ${n}::bigint[]) m(status, n)),
+            'by_status', (select jsonb_object_agg(k.status, (select coalesce(sum(m.n), 0)
+                                                             from unnest(${status}::text[], ${n}::bigint[]) m(status, n)
+                                                             where m.status = k.status))
+                          from unnest(private.lead_status_keys()) k(status)))::text as want`;
+      expect(row.got, JSON.stringify([status, n])).toBe(row.want);
+    }
+  });
+
+  it('stats without filters and with each filter agree with the leads counted one by one', async () => {
+    const [scope] = await adminSql<{ agents: string[] }[]>`
+      select array_agg(id) as agents from public.agents where user_id = ${alice.id}`;
+    const counted = await adminSql<{ status: string; n: string }[]>`
+      select private.status_key(status) as status, count(*) as n from public.leads
+      where agent_id = any (${scope.agents}) group by 1`;
+    const r = await call(alice.token, { resource: 'leads', action: 'stats' });
+    const byStatus = Object.fromEntries(
+      (await adminSql<{ k: string }[]>`select unnest(private.lead_status_keys()) as k`).map(({ k }) => [
+        k,
+        Number(counted.find((c) => c.status === k)?.n ?? 0),
+      ]),
+    );
+    expect(r.body.data.stats).toEqual({ total: counted.reduce((s, c) => s + Number(c.n), 0), by_status: byStatus });
+    const high = await call(alice.token, {
+      resource: 'leads',
+      action: 'stats',
+      data: { filters: { priority: 'high' } },
+    });
+    const [{ n: highN }] = await adminSql<{ n: string }[]>`
+      select count(*) as n from public.leads where agent_id = any (${scope.agents}) and priority = 'high'`;
+    expect(high.body.data.stats.total).toBe(Number(highN));
+  });
+});
