@@ -50,7 +50,7 @@ await sql`select 1`; // connect first: postgres.js serialises sql.array() only o
 await loadBenchData(url, log);
 // The same starting point every run: no leads from an earlier run's create workload, no bench
 // idempotency keys, and the table vacuumed (as autovacuum would keep it), so index-only scans stay so.
-await sql`delete from public.leads where name like 'Bench %'`;
+await sql`delete from public.leads where name like 'Bench %' or name like 'Scale create %'`;
 await sql`delete from private.idempotency_keys where key like 'bench-%'`;
 await sql`vacuum analyze public.leads`;
 await sql`vacuum analyze private.lead_rollup`;
