@@ -204,7 +204,7 @@ describe('the plan choice of the read path is explicit (20261202000200_read_path
   });
 });
 
-describe('the stats shape without a statement per call (20261202000500_stats_list_cost.sql)', () => {
+describe('the stats shape without a statement per call (20261202000200_read_path.sql)', () => {
   it('status_counts_json answers as the set-based definition it replaced, for any keys and counts', async () => {
     // The reference is 20261202000200_read_path.sql's body, as a query over the same arrays.
     const cases: [string[] | null, number[] | null][] = [
