@@ -18,7 +18,7 @@ import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import type { Tx } from '../shared/db.ts';
-import { createWebhooks, type Webhooks } from '../shared/webhook-dispatcher.ts';
+import { createWebhooks, dueDeliveries, type Webhooks } from '../shared/webhook-dispatcher.ts';
 import { generateSecret } from '../shared/webhook-signing.ts';
 import { type Receiver, startReceiver, stubResolver } from './webhook-receiver.ts';
 
@@ -393,6 +393,19 @@ describe('at scale and under failure', () => {
     );
     expect(new Set(rec.received.map((r) => r.id)).size).toBe(300);
   }, 120_000);
+});
+
+describe('the claim', () => {
+  it('checks order and endpoint by one index probe per due row, never as a join (quadratic on a backlog)', async () => {
+    // Pulled up into (anti) joins, the checks were planned from statistics that said the outbox
+    // was empty: every due row compared with every pending one, seconds per claim on a backlog.
+    const plan = (await sql.begin((tx) => tx`explain ${dueDeliveries(tx as never, 100)}`))
+      .map((r) => r['QUERY PLAN']).join('\n');
+    expect(plan).not.toMatch(/Join/);
+    expect(plan).toMatch(
+      /SubPlan[\s\S]*webhook_deliveries_order_idx[\s\S]*Index Cond: \(\(endpoint_id = d\.endpoint_id\)/,
+    );
+  });
 });
 
 describe('the hosted dispatch entry (what pg_cron calls through pg_net)', () => {
