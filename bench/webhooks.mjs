@@ -167,7 +167,6 @@ export async function runWebhooksBench({ url, seconds, connections = 32, rounds 
     db: (await dispatcherDbCpu(sql)) - drainCpu0.db,
   };
   const queuedCount = arrivals.length;
-  arrivals.length = 0;
   await subscribe(false);
   await dispatcher.stop();
   errors += (await runA()).errors;
