@@ -32,7 +32,7 @@ if (mode === 'stats-owner') {
             count(*) filter (where status = 'converted') as converted
           from public.leads where agent_id = any(${owner.array(input.agents)}::text[])`;
 } else if (mode === 'floor') {
-  // The floor: a one-statement request's three round trips with `select 1`, through the same pool.
+  // The floor: a one-statement read's two round trips with `select 1`, through the same pool.
   call = () => db.asUser({ claims, adminMode: false }, (tx) => tx`select 1`, { readOnly: true });
 } else if (mode === 'stats-naive') {
   // What a naive api does: fetch the leads (as the user, RLS on) and count in JavaScript.

@@ -16,8 +16,14 @@ import { startBenchApi } from './sections.mjs';
 const USER = 'e0000000-0000-4000-8000-000000000021';
 const AGENTS = [1, 2, 3, 4, 5].map((i) => `rl-agent-${i}`);
 
-/** Rounds of off then on, each row (the machine is shared: more rounds, less drift). */
-const ROUNDS = Number(process.env.BENCH_RATE_LIMIT_ROUNDS ?? 5);
+/**
+ * Rounds of off then on, each row. Many short rounds rather than a few long ones: on a shared
+ * machine a load spike lasts seconds, so it spoils one short round (which the median drops)
+ * where it moved a long round's ratio by as much; 9 rounds of 3 s take about the time 5 of 5 s
+ * did. BENCH_RATE_LIMIT_SECONDS sets a round's length.
+ */
+const ROUNDS = Number(process.env.BENCH_RATE_LIMIT_ROUNDS ?? 9);
+const ROUND_SECONDS = Number(process.env.BENCH_RATE_LIMIT_SECONDS ?? 3);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -26,7 +32,8 @@ const median = (xs) => {
 const pct = (x) => `${Math.round(100 * x)}%`;
 
 /** The rate-limit section of `npm run bench` (bench/sections.mjs). @param {import('./run.mjs').BenchEnv} bench */
-export async function section({ url, sql, log, seconds: SECONDS }) {
+export async function section({ url, sql, log }) {
+  const SECONDS = ROUND_SECONDS;
   await sql`insert into auth.users (id, email) values (${USER}, 'rl@bench.test') on conflict do nothing`;
   for (const id of AGENTS) {
     await sql`insert into public.agents (id, user_id, name) values (${id}, ${USER}, ${id}) on conflict do nothing`;
@@ -71,11 +78,11 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
         // Warm-up of both, not counted (the on instances' first leases, both JITs).
         await drive(off).catch(() => {});
         await drive(on).catch(() => {});
-        let takes = 0;
+        // The off instances never take: the takes from before the first round to after the last
+        // are the on runs' (counted once, not around each run: each count waits for the stats).
+        const takesBefore = await takesSoFar(sql);
         const driveOn = async () => {
-          const before = await takesSoFar(sql);
           runs.on.push(await drive(on).catch(failed));
-          takes += (await takesSoFar(sql)) - before;
         };
         for (let round = 0; round < ROUNDS; round++) {
           // Off first in even rounds, on first in odd ones: drift during a round favours neither.
@@ -88,6 +95,7 @@ export async function section({ url, sql, log, seconds: SECONDS }) {
             }`,
           );
         }
+        const takes = (await takesSoFar(sql)) - takesBefore;
         const sum = (rs, k) => rs.reduce((n, r) => n + r[k], 0) / rs.length;
         const onRequests = runs.on.reduce((n, r) => n + r.rps * SECONDS, 0);
         rows.push({

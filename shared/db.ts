@@ -35,12 +35,16 @@ export type Tx = postgres.ReservedSql<any>;
 
 export interface Db {
   /**
-   * Runs `work` as the caller, in one transaction. A one-statement request costs three round
-   * trips: [BEGIN + role switch] pipelined, confirmed before any request SQL is sent; the
-   * statement; COMMIT. (COMMIT is not pipelined behind the statement: a query queued behind a
+   * Runs `work` as the caller, in one transaction. A one-statement read costs two round trips:
+   * [BEGIN + role switch + the statement] pipelined, then COMMIT; a write (or a keyed request)
+   * three: [BEGIN + role switch (+ the claim)], confirmed before any request SQL is sent, the
+   * statement, COMMIT. A read's statement may go before the switch is confirmed because it runs
+   * in the same read-only transaction after it and its result is thrown away unless BEGIN and the
+   * switch succeeded. COMMIT is not pipelined behind the statement: a query queued behind a
    * statement still being described is never settled when the connection drops, see db-errors.ts
-   * LOST.) `work` should send its statements one at a time, for the same reason. Type the rows
-   * where they are asked for: `tx<{ lead: Lead }[]>\`select ...\``.
+   * LOST. `work` should send its statements one at a time, for the same reason. Behind a transaction pooler
+   * (`prepare: false`) plain values are sent as literals, so no statement waits for a Describe.
+   * Type the rows where they are asked for: `tx<{ lead: Lead }[]>\`select ...\``.
    */
   asUser<T>(scope: RequestScope, work: (tx: Tx, first: unknown[]) => Promise<T>, options?: AsUserOptions): Promise<T>;
   end(): Promise<void>;
@@ -77,6 +81,7 @@ export function createDb(config: DbConfig): Db {
       : {}),
   });
   const timeout = String(config.statementTimeoutMs ?? 8000);
+  const inline = !(config.prepare ?? true);
   const waitMs = (config.connectTimeoutSeconds ?? 3) * 1000;
 
   /**
@@ -106,6 +111,31 @@ export function createDb(config: DbConfig): Db {
     });
   }
 
+  /**
+   * The role switch. Behind a transaction pooler (`prepare: false`) its values go into the text
+   * (the claims, which hold user-chosen text, hex-encoded): postgres.js sends a parameterized statement it has not prepared as Parse + Describe,
+   * waits for the parameter types, and only then binds and executes it, a round trip of its own.
+   */
+  const roleSwitch = (tx: Tx, scope: RequestScope) => {
+    const values = [JSON.stringify(scope.claims), scope.adminMode ? 'on' : 'off', scope.requestId ?? '', timeout];
+    if (inline) {
+      const [claims, admin, requestId, ms] = values.map(textExpression);
+      return tx.unsafe(`select set_config('role', 'authenticated', true) as role,
+                  set_config('request.jwt.claims', ${claims}, true),
+                  set_config('app.admin_mode', ${admin}, true),
+                  set_config('app.request_id', ${requestId}, true),
+                  set_config('statement_timeout', ${ms}, true),
+                  set_config('idle_in_transaction_session_timeout', ${ms}, true)`);
+    }
+    const [claims, admin, requestId, ms] = values;
+    return tx`select set_config('role', 'authenticated', true) as role,
+                  set_config('request.jwt.claims', ${claims}, true),
+                  set_config('app.admin_mode', ${admin}, true),
+                  set_config('app.request_id', ${requestId}, true),
+                  set_config('statement_timeout', ${ms}, true),
+                  set_config('idle_in_transaction_session_timeout', ${ms}, true)`;
+  };
+
   async function asUser<T>(
     scope: RequestScope,
     work: (tx: Tx, first: unknown[]) => Promise<T>,
@@ -122,22 +152,38 @@ export function createDb(config: DbConfig): Db {
       c!.onclose = () => (lost = true);
       return true; // "the pipeline may go on", as postgres.js reads the return value
     };
-    const guarded = guardClosed(tx, () => lost);
+    // A read's first statement goes in the round trip of its BEGIN and role switch (below).
+    const pipelined = options.readOnly === true && !options.first;
+    const guarded = guardClosed(tx, () => {
+      if (lost) throw Object.assign(new Error('The database connection closed'), { code: 'CONNECTION_CLOSED' });
+    }, inline);
     try {
-      const [, , [settings], ...first] = await Promise.all([
-        options.before?.(tx),
-        tx.unsafe(options.readOnly ? 'begin read only' : 'begin', [], { onexecute } as postgres.UnsafeQueryOptions),
-        tx`select set_config('role', 'authenticated', true) as role,
-                  set_config('request.jwt.claims', ${JSON.stringify(scope.claims)}, true),
-                  set_config('app.admin_mode', ${scope.adminMode ? 'on' : 'off'}, true),
-                  set_config('app.request_id', ${scope.requestId ?? ''}, true),
-                  set_config('statement_timeout', ${timeout}, true),
-                  set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
-        ...(options.first?.(tx) ?? []),
-      ]);
-      if (settings?.role !== 'authenticated') throw new Error('role switch failed');
-      switched = true;
-      const result = await work(guarded, first);
+      const begin = tx.unsafe(
+        options.readOnly ? 'begin read only' : 'begin',
+        [],
+        { onexecute } as postgres.UnsafeQueryOptions,
+      );
+      const role = roleSwitch(tx, scope);
+      // The take and the idempotency claim, with literals too behind a pooler.
+      const send = inline ? guardClosed(tx, () => {}, true) : tx;
+      const batch = Promise.all([options.before?.(send), begin, role, ...(options.first?.(send) ?? [])]);
+      let result: T;
+      if (pipelined) {
+        // The statement runs after BEGIN and the switch, in the same transaction: if either
+        // failed, it fails too (an aborted transaction), or its result is thrown away here and
+        // never answered. It is a read in a read-only transaction: nothing of it survives.
+        const [setup, answer] = await Promise.allSettled([batch, work(guarded, [])]);
+        if (setup.status === 'rejected') throw setup.reason;
+        if (setup.value[2][0]?.role !== 'authenticated') throw new Error('role switch failed');
+        switched = true;
+        if (answer.status === 'rejected') throw answer.reason;
+        result = answer.value;
+      } else {
+        const [, , [settings], ...first] = await batch;
+        if (settings?.role !== 'authenticated') throw new Error('role switch failed');
+        switched = true;
+        result = await work(guarded, first);
+      }
       await guarded`commit`;
       return result;
     } catch (err) {
@@ -164,15 +210,60 @@ export function createDb(config: DbConfig): Db {
 }
 
 /**
- * The reserved connection as `work` sees it: a statement started after the connection closed
- * (say the server ended an idle transaction, 25P03) fails as CONNECTION_CLOSED instead of being
- * written to a socket that is gone, which postgres.js 3.4 turns into an uncaught crash.
+ * The reserved connection as `work` sees it: `check` runs before each statement (a statement
+ * started after the connection closed, say the server ended an idle transaction, 25P03, fails as
+ * CONNECTION_CLOSED instead of being written to a socket that is gone, which postgres.js 3.4 turns
+ * into an uncaught crash). With `inline` (no prepared statements), a statement whose values are
+ * all plain strings, numbers, booleans or nulls is sent with them as literals (`literal`), in one
+ * round trip instead of postgres.js's Describe first; a statement with any other value (free
+ * text, arrays, JSON, fragments) keeps its parameters.
  */
-function guardClosed(tx: Tx, isLost: () => boolean): Tx {
+function guardClosed(tx: Tx, check: () => void, inline: boolean): Tx {
   return new Proxy(tx, {
     apply(target, self, args) {
-      if (isLost()) throw Object.assign(new Error('The database connection closed'), { code: 'CONNECTION_CLOSED' });
+      check();
+      if (inline && isTemplate(args[0]) && args.length > 1 && args.slice(1).every(isPlain)) {
+        const strings = args[0] as readonly string[];
+        let text = strings[0];
+        for (let i = 1; i < strings.length; i++) text += literal(args[i]) + strings[i];
+        return target.unsafe(text);
+      }
       return Reflect.apply(target, self, args);
     },
   });
+}
+
+const isTemplate = (x: unknown): x is TemplateStringsArray => Array.isArray(x) && 'raw' in x;
+
+/**
+ * Text that can go into a statement's text as it is: ids, uuids, numbers, timestamps, names of
+ * budgets. Anything else (any quote, backslash, semicolon, …) stays a parameter, so request input
+ * that could mean something to SQL never becomes statement text (tests/defence.test.ts).
+ */
+const SAFE_TEXT = /^[A-Za-z0-9 _.:@+-]{0,256}$/;
+
+const isPlain = (v: unknown) =>
+  v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) ||
+  (typeof v === 'string' && SAFE_TEXT.test(v));
+
+/**
+ * A plain value (`isPlain`) as an SQL literal of unknown type, resolved from its context exactly
+ * as an untyped parameter is. The spaces keep it from joining a neighbouring token.
+ */
+function literal(v: unknown): string {
+  if (v === null) return ' null ';
+  if (typeof v === 'boolean') return v ? ' true ' : ' false ';
+  const text = String(v);
+  if (!SAFE_TEXT.test(text)) throw new Error('not a plain value');
+  return ` '${text}' `;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Any text as a `text` expression whose statement text holds only hex digits (the claims). */
+function textExpression(v: string): string {
+  if (SAFE_TEXT.test(v)) return `${literal(v)}::text`;
+  let hex = '';
+  for (const byte of new TextEncoder().encode(v)) hex += HEX[byte];
+  return `convert_from(decode('${hex}', 'hex'), 'UTF8')`;
 }

@@ -6,8 +6,11 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../scripts/deno.mjs';
 import { adminCommand, pooledApiEnv, startPgBouncer } from '../scripts/pgbouncer.mjs';
-import { LOCAL_JWT_SECRET } from '../scripts/tokens.mjs';
-import { adminSql, createAgent, createLeads, createUser, databaseUrl, type TestUser, world } from './helpers.ts';
+import { LOCAL_JWT_SECRET, signToken } from '../scripts/tokens.mjs';
+import { createHandler } from '../functions/api/handler.ts';
+import { createVerifier } from '../shared/auth.ts';
+import { createDb } from '../shared/db.ts';
+import { adminSql, createAgent, createLeads, createUser, databaseUrl, post, type TestUser, world } from './helpers.ts';
 
 const INSTANCES = 4;
 const POOL_MAX = 3; // per instance, as `npm run serve` behind the pooler
@@ -160,6 +163,78 @@ describe('4 instances behind PgBouncer in transaction mode', () => {
       created.map((a) => a.body.data.workingLead.leadId).sort((a: number, b: number) => a - b),
     );
   }, 60_000);
+});
+
+describe('statements behind the pooler (prepare: false)', () => {
+  // postgres.js sends a parameterized statement it has not prepared as Parse + Describe, and only
+  // binds it once the types are back: a round trip of its own. Behind the pooler nothing is
+  // prepared, so plain values go into the text instead; free text stays a parameter.
+  const marker = "o'neil\\'); drop table public.leads; --";
+  let seen: { text: string; parameters: unknown[] }[] = [];
+  const viaBouncer = () =>
+    createDb({
+      url: bouncer.url,
+      prepare: false,
+      max: 1,
+      onQuery: (text, parameters) => seen.push({ text, parameters }),
+    });
+
+  it('a get sends no parameter at all: BEGIN, the role switch, the statement, COMMIT', async () => {
+    const owner = await createUser();
+    const agent = await createAgent(owner, { name: 'Literal' });
+    agentsToDrop.push(agent);
+    const [lead] = await createLeads(agent, owner, [{ name: 'Literal lead' }]);
+    // The token's claims carry user-chosen text (email, user_metadata): hex in the text.
+    const token = await signToken({
+      sub: owner.id,
+      email: `x${Date.now()}@t.test`,
+      claims: { user_metadata: { n: marker } },
+    });
+    const db = viaBouncer();
+    const h = createHandler({ db, verify: createVerifier({ jwtSecret: LOCAL_JWT_SECRET }), logError: () => {} });
+    try {
+      seen = [];
+      const res = await post(h, token, { resource: 'leads', action: 'get', id: lead });
+      expect(res.status).toBe(200);
+      expect(JSON.stringify((await res.json()).data)).toContain('"Literal lead"');
+      const mine = seen.filter((q) => !q.text.includes('pg_catalog.pg_type'));
+      expect(mine.map((q) => q.text.trim().split(/\s+/).slice(0, 2).join(' '))).toEqual([
+        'begin read',
+        "select set_config('role',",
+        'select public.lead_get(',
+        'commit',
+      ]);
+      expect(mine.map((q) => q.parameters.length)).toEqual([0, 0, 0, 0]);
+      expect(mine[2].text).toContain(`'${lead}'`);
+      for (const q of mine) expect(q.text).not.toContain('drop table');
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('the claims arrive exactly as verified; free text stays a parameter and means only itself', async () => {
+    const db = viaBouncer();
+    const sub = crypto.randomUUID();
+    const claims = { sub, role: 'authenticated' as const, email: 'ü@t.test', user_metadata: { n: marker } };
+    try {
+      seen = [];
+      const [row] = await db.asUser(
+        { claims, adminMode: false, requestId: 'req-1' },
+        (tx) =>
+          tx<{ claims: unknown; id: string; term: string; n: number }[]>`
+          select current_setting('request.jwt.claims', true)::jsonb as claims,
+                 current_setting('app.request_id', true) as id, ${marker}::text as term, ${7}::int as n`,
+        {
+          readOnly: true,
+        },
+      );
+      expect(row).toEqual({ claims, id: 'req-1', term: marker, n: 7 });
+      for (const q of seen) expect(q.text).not.toContain('drop table');
+      expect(seen.at(-2)!.parameters).toEqual([marker, '7']);
+    } finally {
+      await db.end();
+    }
+  });
 });
 
 describe('a transaction’s settings never reach the next one on a pooled server connection', () => {

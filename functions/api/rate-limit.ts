@@ -74,6 +74,15 @@ export const LEASE_MS = 1000;
  */
 export const LEASE_SHARE = 1200;
 
+/** The `RateLimit-Policy` value of a budget, built once per budget and limit. */
+const policies = new Map<string, string>();
+const policyOf = (budget: string, limit: number) => {
+  const key = `${budget};${limit}`;
+  let policy = policies.get(key);
+  if (policy === undefined) policies.set(key, policy = `"${budget}";q=${limit};w=60`);
+  return policy;
+};
+
 /** One instance's view of one user's budget. */
 interface Lease {
   /** Tokens taken from the shared bucket and not yet spent, usable until `expires`. */
@@ -184,15 +193,21 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
     const limit = admin ? (readOnly ? limits.adminReads : limits.adminWrites) : readOnly ? limits.reads : limits.writes;
     if (limit <= 0) return db.asUser(scope, work, options);
     const key = `${claims.sub}\u0000${budget}\u0000${limit}`;
-    const lease = leaseFor(db, key, Date.now());
+    const now = Date.now();
+    const lease = leaseFor(db, key, now);
     lease.seen++;
-    const live = () => lease.left > 0 && Date.now() < lease.expires;
+    const live = (at = Date.now()) => lease.left > 0 && at < lease.expires;
     // Renew early: with a quarter of the last lease left and no take in flight, this request
     // takes the next lease while the others go on spending the rest, so nobody waits for it.
-    const renew = live() && !lease.pending && lease.size > 1 && lease.left <= lease.size / 4;
+    // The warm path (a live lease, nothing to renew) reads the clock once.
+    const renew = live(now) && !lease.pending && lease.size > 1 && lease.left <= lease.size / 4;
     if (!renew) {
-      while (lease.pending && !live()) await lease.pending;
-      if (spend(lease, budget, limit, Date.now())) return db.asUser(scope, work, options);
+      let at = now;
+      while (lease.pending && !live(at)) {
+        await lease.pending;
+        at = Date.now();
+      }
+      if (spend(lease, budget, limit, at)) return db.asUser(scope, work, options);
     }
 
     // Right after the bucket ran dry, one token at a time: near the limit, leases would only be
@@ -252,7 +267,7 @@ export function limitRequest(db: Db, limits: RateLimits, claims: Claims) {
       if (!taken) return {};
       const { budget, limit, remaining, reset, retryAfter } = taken;
       const out: Record<string, string> = {
-        'RateLimit-Policy': `"${budget}";q=${limit};w=60`,
+        'RateLimit-Policy': policyOf(budget, limit),
         RateLimit: `"${budget}";r=${remaining};t=${reset}`,
       };
       if (retryAfter !== undefined) out['Retry-After'] = String(retryAfter);
