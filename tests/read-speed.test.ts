@@ -253,3 +253,113 @@ describe('the stats shape without a statement per call (20261202000200_read_path
     expect(high.body.data.stats.total).toBe(Number(highN));
   });
 });
+
+describe('exact counts planned once (20261203000200_list_stats_cost.sql)', () => {
+  /** What the owner of the data counts for `where`, and per status key. */
+  async function counted(where: string, params: unknown[]) {
+    const rows = await adminSql.unsafe(
+      `select private.status_key(l.status) as status, count(*)::int as n from public.leads l where ${where} group by 1`,
+      params as never[],
+    );
+    const keys = (await adminSql<{ k: string }[]>`select unnest(private.lead_status_keys()) as k`).map((r) => r.k);
+    const total = rows.reduce((s, r) => s + Number(r.n), 0);
+    const byStatus = Object.fromEntries(keys.map((k) => [k, Number(rows.find((r) => r.status === k)?.n ?? 0)]));
+    return { total, by_status: byStatus };
+  }
+
+  /** lead_rollup_total and lead_rollup_now as `user` (in admin mode when asked), in one transaction. */
+  async function asCaller(user: TestUser, adminMode: boolean, args: unknown[]) {
+    const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+    try {
+      return await sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true),
+                        set_config('request.jwt.claims', ${JSON.stringify(claimsOf(user))}, true),
+                        set_config('app.admin_mode', ${adminMode ? 'on' : 'off'}, true)`;
+        const [row] = await tx.unsafe(
+          `select private.lead_rollup_total($1::text[], $2, $3, $4::uuid) as total,
+                  private.lead_rollup_now($1::text[], $2, $3, $4::uuid) as now,
+                  public.lead_totals($1::text[], $2, $3, null, null, $4::uuid) as stats`,
+          args as never[],
+        );
+        return { total: Number(row.total), now: row.now, stats: row.stats };
+      });
+    } finally {
+      await sql.end();
+    }
+  }
+
+  it('lead_rollup_total (the list count) and lead_rollup_now (stats) equal the leads counted, in every scope', async () => {
+    const cases: [TestUser, boolean, unknown[], string, unknown[]][] = [
+      [alice, false, [null, null, null, null], 'l.user_id = $1', [alice.id]],
+      [alice, false, [[a2, b1], null, null, null], 'l.agent_id = $1', [a2]],
+      [alice, false, [null, 'qualified', null, null], "l.user_id = $1 and l.status = 'qualified'", [alice.id]],
+      [alice, false, [null, null, 'low', null], "l.user_id = $1 and l.priority = 'low'", [alice.id]],
+      [alice, false, [null, null, null, bob.id], 'false', []],
+      [admin, true, [null, null, null, bob.id], 'l.user_id = $1', [bob.id]],
+      [admin, true, [[a1, b1], 'new', null, null], "l.agent_id = any ($1) and l.status = 'new'", [[a1, b1]]],
+      [admin, true, [null, null, null, null], 'true', []],
+      // Not in admin mode, an admin is a user with no agents.
+      [admin, false, [null, null, null, null], 'false', []],
+    ];
+    for (const [user, adminMode, args, where, params] of cases) {
+      const want = await counted(where, params);
+      const got = await asCaller(user, adminMode, args);
+      const label = JSON.stringify({ user: user.id, adminMode, args });
+      if (where === 'true') {
+        // Every lead of the database: other test files write meanwhile, so only the agreement
+        // of the two counts read in one snapshot is checked.
+        expect(got.now.total, label).toBe(got.total);
+        expect(got.stats, label).toEqual(got.now);
+        continue;
+      }
+      expect(got.total, label).toBe(want.total);
+      expect(got.now, label).toEqual(want);
+      expect(got.stats, label).toEqual(want);
+    }
+  });
+
+  it('each reads the rollup with its plan cached: force_generic_plan in its own definition', async () => {
+    const rows = await adminSql<{ name: string; config: string[] | null }[]>`
+      select p.oid::regproc::text as name, p.proconfig as config from pg_proc p
+      where p.oid in ('private.lead_rollup_total'::regproc, 'private.lead_rollup_now'::regproc,
+                      'private.lead_scope_agents'::regproc, 'private.lead_rollup_counts'::regproc)`;
+    const mode = Object.fromEntries(
+      rows.map((r) => [r.name, (r.config ?? []).find((c) => c.startsWith('plan_cache_mode=')) ?? null]),
+    );
+    expect(mode).toEqual({
+      'private.lead_rollup_total': 'plan_cache_mode=force_generic_plan',
+      'private.lead_rollup_now': 'plan_cache_mode=force_generic_plan',
+      'private.lead_scope_agents': 'plan_cache_mode=force_generic_plan',
+      // Its date-range statements keep the planner's per-call choice.
+      'private.lead_rollup_counts': null,
+    });
+  });
+});
+
+describe('a list page reaches the response as JSON text (functions/api/raw-json.ts)', () => {
+  it('the body is the envelope with the page spliced in: the same JSON as the leads read one by one', async () => {
+    const res = await call(alice.token, { resource: 'leads', action: 'list', data: { limit: 4 } });
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body)).toEqual(['success', 'data']);
+    expect(Object.keys(res.body.data)).toEqual(['leads', 'count', 'countCapped', 'limit', 'offset', 'nextCursor']);
+    const ids = res.body.data.leads.map((l: { id: number }) => l.id);
+    const want = await truth('l.user_id = $1', [alice.id]);
+    expect(ids).toEqual(want.slice(0, 4));
+    const rows = await adminSql<{ j: Record<string, unknown> }[]>`
+      select json_build_object('id', l.id, 'agent_id', l.agent_id, 'name', l.name, 'email', l.email, 'phone', l.phone,
+        'status', l.status, 'priority', l.priority, 'created_at', l.created_at, 'updated_at', l.updated_at,
+        'version', l.version) as j
+      from public.leads l where l.id = any (${ids}) order by l.created_at desc, l.id desc`;
+    expect(res.body.data.leads).toEqual(rows.map((r) => r.j));
+    const [{ n }] = await adminSql<
+      { n: number }[]
+    >`select count(*)::int as n from public.leads where user_id = ${alice.id}`;
+    expect(res.body.data).toMatchObject({ count: n, countCapped: false, limit: 4, offset: 0 });
+    expect(typeof res.body.data.nextCursor).toBe('string');
+    // The full Lead (`all`), with its agent; and an empty page: count still there, no cursor.
+    const all = await call(alice.token, { resource: 'leads', action: 'all', data: { limit: 1 } });
+    expect(all.body.data.leads[0]).toMatchObject({ id: want[0], agent: { id: expect.any(String) } });
+    const none = await call(alice.token, { resource: 'leads', action: 'list', data: { limit: 5, offset: n } });
+    expect(none.body.data).toEqual({ leads: [], count: n, countCapped: false, limit: 5, offset: n, nextCursor: null });
+  });
+});

@@ -19,6 +19,7 @@ import { recordAdminMode } from './audit.ts';
 import { dispatch, LARGEST_BODY_BYTES, route, type Routed } from './router.ts';
 import { matchRest, restBody, restEnvelope, type RestMatch, restPath } from './rest.ts';
 import { limitRequest, type RateLimits } from './rate-limit.ts';
+import { RawJson } from './raw-json.ts';
 import type { Webhooks } from '../../shared/webhook-dispatcher.ts';
 import { DISPATCH_HEADER, dispatchEntry } from './webhooks-dispatch.ts';
 
@@ -52,6 +53,22 @@ export interface HandlerDeps {
   webhooks?: Webhooks;
   /** WEBHOOKS_DISPATCH_SECRET: opens the dispatch entry (without it the entry does not exist). */
   dispatchSecret?: string;
+}
+
+/**
+ * jsonResponse, except that a reply whose `data` is already JSON text (RawJson: a page of leads
+ * built by Postgres) is spliced into the envelope as it is, without JSON.parse/JSON.stringify.
+ */
+function rawJsonResponse(status: number, body: unknown, headers: Record<string, string>): Response {
+  let text: string | undefined;
+  if (body instanceof RawJson) text = body.text; // the REST door's body is the data itself
+  else if (body !== null && typeof body === 'object' && (body as { data?: unknown }).data instanceof RawJson) {
+    const { data, ...rest } = body as { data: RawJson };
+    const head = JSON.stringify(rest);
+    text = `${head.slice(0, -1)}${head === '{}' ? '' : ','}"data":${data.text}}`;
+  }
+  if (text === undefined) return jsonResponse(status, body, headers);
+  return new Response(text, { status, headers: { ...headers, 'Content-Type': 'application/json; charset=utf-8' } });
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
@@ -123,7 +140,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         : await route(ctx, text, routed, bytes);
       Object.assign(headers, limiter?.headers());
       if (answer.status >= 400) outcome = String((answer.body as { error: { code: unknown } }).error.code);
-      response = answer.file ? fileResponse(answer.file, headers) : jsonResponse(
+      response = answer.file ? fileResponse(answer.file, headers) : rawJsonResponse(
         answer.status,
         door ? restBody(answer.status, answer.body) : answer.body,
         answer.replayed ? { ...headers, 'Idempotent-Replayed': 'true' } : headers,

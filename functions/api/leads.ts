@@ -7,6 +7,7 @@ import { DATE_RANGE_DAYS } from '../../shared/rules.ts';
 import type { Reply, Req } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { leadEventJson, leadJson, leadSummaryJson } from './projections.ts';
+import { RawJson } from './raw-json.ts';
 
 type Params<A extends ActionName<'leads'>> = ActionParams<'leads', A>;
 type Filters = NonNullable<Params<'all'>['filters']>;
@@ -57,32 +58,52 @@ function listing(summary: boolean) {
     const since = after ? after.since ?? undefined : sinceOf(f)?.toISOString();
     const args = filterArgs(tx, f, userId, since);
     const json = summary ? leadSummaryJson(tx) : leadJson(tx);
-    const join = summary ? tx`` : tx`join public.agents a on a.id = l.agent_id`;
+    const join = summary ? tx`` : tx`left join public.agents a on a.id = l.agent_id`;
     // One row more than the page tells whether there is a next page. Every row carries the
-    // total; an empty page is one row with a null lead (id null).
-    const page = tx`select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).*,
-                        row_number() over () as k from public.lead_page(${args},
-                        ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
-                        ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x`;
+    // total; an empty page is one row with a null lead (id null). One pass over lead_page's rows:
+    // the page's JSON is built here, once, and reaches the response as text (RawJson).
     const [row] = await tx<
-      { count: string | null; capped: boolean; leads: unknown[]; last: [string, string] | null }[]
+      {
+        count: string | null;
+        capped: boolean | null;
+        leads: string;
+        more: boolean;
+        last_created: string | null;
+        last_id: string | null;
+        resume_created: string | null;
+        resume_id: string | null;
+      }[]
     >`
-        with page as materialized (${page})
-        select (select max(l.total) from page l) as count, (select bool_or(l.total_capped) from page l) as capped,
-               coalesce((select json_agg(${json} order by l.k) from page l ${join}
-                         where l.id is not null and l.k <= ${p.limit}), '[]'::json) as leads,
-               coalesce((select array[to_json(l.created_at) #>> '{}', l.id::text] from page l
-                         where l.k = ${p.limit} and exists (select from page x where x.k > ${p.limit})),
-                        -- A search walk that stopped at its bound before the page was full.
-                        (select array[to_json(l.resume_created_at) #>> '{}', l.resume_id::text] from page l
-                         where l.resume_id is not null order by l.k fetch first row only)) as last`;
-    const nextCursor = row.last
-      ? encodeCursor({ createdAt: row.last[0], id: Number(row.last[1]), since: since ?? null }, bound)
+      select max(l.total) as count, bool_or(l.total_capped) as capped,
+             coalesce(json_agg(${json} order by l.k) filter (where l.id is not null and l.k <= ${p.limit}),
+                      '[]')::text as leads,
+             count(*) > ${p.limit} as more,
+             (array_agg(to_json(l.created_at) #>> '{}') filter (where l.k = ${p.limit}))[1] as last_created,
+             (array_agg(l.id) filter (where l.k = ${p.limit}))[1] as last_id,
+             -- A search walk that stopped at its bound before the page was full.
+             (array_agg(to_json(l.resume_created_at) #>> '{}' order by l.k) filter (where l.resume_id is not null))[1]
+               as resume_created,
+             (array_agg(l.resume_id order by l.k) filter (where l.resume_id is not null))[1] as resume_id
+      from (select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).*,
+                   row_number() over () as k from public.lead_page(${args},
+                   ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
+                   ${p.limit + 1}::int, ${p.offset}::int, ${p.count === 'exact'}) x) l ${join}`;
+    const last = row.more && row.last_id !== null
+      ? { createdAt: row.last_created as string, id: Number(row.last_id) }
+      : row.resume_id !== null
+      ? { createdAt: row.resume_created as string, id: Number(row.resume_id) }
       : null;
+    const nextCursor = last ? encodeCursor({ ...last, since: since ?? null }, bound) : null;
     const count = row.count === null ? null : Number(row.count);
     // A search counts up to SEARCH_COUNT_CAP matches; more are reported as the cap, capped.
     const countCapped = count !== null && row.capped === true;
-    return { data: { leads: row.leads, count, countCapped, limit: p.limit, offset: p.offset, nextCursor } };
+    // The keys in the documented order, as JSON.stringify of the object would give them.
+    return {
+      data: new RawJson(
+        `{"leads":${row.leads},"count":${JSON.stringify(count)},"countCapped":${countCapped},"limit":${p.limit},` +
+          `"offset":${p.offset},"nextCursor":${JSON.stringify(nextCursor)}}`,
+      ),
+    };
   };
 }
 
