@@ -73,6 +73,28 @@ export interface Webhooks {
 export const msgIdOf = (row: { id: string | number; event_id: string | number | null }) =>
   row.event_id === null ? `ping_${row.id}` : `msg_${row.event_id}`;
 
+/**
+ * The ids a claim takes: due pending deliveries of enabled endpoints, oldest first, skipping any
+ * with an older delivery of the same lead still pending for its endpoint (per-endpoint order per
+ * lead), locked with `skip locked` so concurrent dispatchers take different rows.
+ * `offset 0` keeps both checks subplans, one index probe per due row. Pulled up into joins they
+ * were planned from the outbox's statistics, which often say it is nearly empty (it drains as
+ * fast as it fills): a nested-loop anti join comparing every due row with every pending one took
+ * 3.5 s for one claim over a backlog of 2,000 rows, against 13 ms as subplans.
+ */
+// deno-lint-ignore no-explicit-any
+export const dueDeliveries = (sql: postgres.Sql<any>, limit: number) =>
+  sql`
+    select d.id from private.webhook_deliveries d
+    where d.status = 'pending' and d.next_at <= now()
+      and not exists (select 1 from private.webhook_deliveries p
+                      where p.status = 'pending' and p.endpoint_id = d.endpoint_id and p.lead_id = d.lead_id
+                        and p.id < d.id offset 0)
+      and exists (select 1 from public.webhook_endpoints e where e.id = d.endpoint_id and e.enabled offset 0)
+    order by d.next_at, d.id
+    limit ${limit}
+    for update of d skip locked`;
+
 export function createWebhooks(cfg: WebhooksConfig): Webhooks {
   const sql = cfg.sql;
   const delays = cfg.retryDelaysS ?? RETRY_DELAYS_S;
@@ -115,17 +137,7 @@ export function createWebhooks(cfg: WebhooksConfig): Webhooks {
   function claim(): Promise<Claimed[]> {
     const lead = leadJson(sql as unknown as Tx);
     return sql<Claimed[]>`
-      with due as (
-        select d.id from private.webhook_deliveries d
-        where d.status = 'pending' and d.next_at <= now()
-          and not exists (select 1 from private.webhook_deliveries p
-                          where p.status = 'pending' and p.endpoint_id = d.endpoint_id and p.lead_id = d.lead_id
-                            and p.id < d.id)
-          and exists (select 1 from public.webhook_endpoints e where e.id = d.endpoint_id and e.enabled)
-        order by d.next_at, d.id
-        limit ${batchSize}
-        for update of d skip locked
-      )
+      with due as (${dueDeliveries(sql, batchSize)})
       update private.webhook_deliveries d
       set next_at = now() + make_interval(secs => ${leaseS}), attempts = d.attempts + 1, last_attempt_at = now(),
           payload = coalesce(d.payload, (

@@ -18,7 +18,7 @@ import { createHandler } from '../functions/api/handler.ts';
 import { createVerifier } from '../shared/auth.ts';
 import { createDb } from '../shared/db.ts';
 import type { Tx } from '../shared/db.ts';
-import { createWebhooks, type Webhooks } from '../shared/webhook-dispatcher.ts';
+import { createWebhooks, dueDeliveries, type Webhooks } from '../shared/webhook-dispatcher.ts';
 import { generateSecret } from '../shared/webhook-signing.ts';
 import { type Receiver, startReceiver, stubResolver } from './webhook-receiver.ts';
 
@@ -393,6 +393,44 @@ describe('at scale and under failure', () => {
     );
     expect(new Set(rec.received.map((r) => r.id)).size).toBe(300);
   }, 120_000);
+});
+
+describe('the claim', () => {
+  it('checks order and endpoint by one index probe per due row, never as a join (quadratic on a backlog)', async () => {
+    // Pulled up into (anti) joins, the checks were planned from statistics that said the outbox
+    // was empty: every due row compared with every pending one, seconds per claim on a backlog.
+    const plan = (await sql.begin((tx) => tx`explain ${dueDeliveries(tx as never, 100)}`))
+      .map((r) => r['QUERY PLAN']).join('\n');
+    expect(plan).not.toMatch(/Join/);
+    expect(plan).toMatch(
+      /SubPlan[\s\S]*webhook_deliveries_order_idx[\s\S]*Index Cond: \(\(endpoint_id = d\.endpoint_id\)/,
+    );
+  });
+  it("parks a disabled endpoint's backlog out of the claim's way; enabling it again makes it due at once", async () => {
+    const rec = await receiver();
+    const f = await fixture(rec.url, ['lead.created']);
+    await sql`insert into public.leads (agent_id, user_id, name)
+              select ${f.agent}, ${f.user}, 'parked ' || n from generate_series(1, 5) n`;
+    await sql`update public.webhook_endpoints set enabled = false where id = ${f.endpoint}`;
+    // Pending (kept for a re-enable) but never due, so no claim walks over them.
+    const parked = await sql`select status, next_at = 'infinity' as parked from private.webhook_deliveries
+                             where endpoint_id = ${f.endpoint}`;
+    expect(parked).toEqual(Array(5).fill({ status: 'pending', parked: true }));
+    const [log] = await sql.begin(async (tx) => {
+      await tx`select set_config('role', 'authenticated', true),
+                      set_config('request.jwt.claims', ${
+        JSON.stringify({ sub: f.user, role: 'authenticated' })
+      }, true)`;
+      return tx`select private.webhook_delivery_log(${f.endpoint}, null, 10) as j`;
+    });
+    expect(log.j.map((d: { nextAttemptAt: unknown }) => d.nextAttemptAt)).toEqual(Array(5).fill(null));
+    await sql`update public.webhook_endpoints set enabled = true where id = ${f.endpoint}`;
+    const [due] = await sql`select count(*)::int as n from private.webhook_deliveries
+                            where endpoint_id = ${f.endpoint} and status = 'pending' and next_at <= now()`;
+    expect(due.n).toBe(5);
+    await dispatcher().drain();
+    expect(new Set(rec.received.map((r) => r.id)).size).toBe(5);
+  });
 });
 
 describe('the hosted dispatch entry (what pg_cron calls through pg_net)', () => {
