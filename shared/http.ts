@@ -30,7 +30,12 @@ export function corsHeaders(setting: string): (origin: string | null) => Record<
 }
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string>): Response {
-  return withHeaders(new Response(JSON.stringify(body), { status }), headers, JSON_TYPE);
+  return jsonTextResponse(status, JSON.stringify(body), headers);
+}
+
+/** jsonResponse of a body that is already JSON text. */
+export function jsonTextResponse(status: number, text: string, headers: Record<string, string>): Response {
+  return withHeaders(new Response(text, { status }), headers, JSON_TYPE);
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';

@@ -11,6 +11,7 @@ import {
   failure,
   fileResponse,
   jsonResponse,
+  jsonTextResponse,
   readBody,
   refuseDeclaredOversize,
   requestIdOf,
@@ -68,7 +69,7 @@ function rawJsonResponse(status: number, body: unknown, headers: Record<string, 
     text = `${head.slice(0, -1)}${head === '{}' ? '' : ','}"data":${data.text}}`;
   }
   if (text === undefined) return jsonResponse(status, body, headers);
-  return new Response(text, { status, headers: { ...headers, 'Content-Type': 'application/json; charset=utf-8' } });
+  return jsonTextResponse(status, text, headers);
 }
 
 const logToConsole = (entry: FailureLog) => console.error(JSON.stringify(entry));
