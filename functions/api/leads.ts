@@ -78,12 +78,13 @@ function listing(summary: boolean) {
              coalesce(json_agg(${json} order by l.k) filter (where l.id is not null and l.k <= ${p.limit}),
                       '[]')::text as leads,
              count(*) > ${p.limit} as more,
-             (array_agg(to_json(l.created_at) #>> '{}') filter (where l.k = ${p.limit}))[1] as last_created,
-             (array_agg(l.id) filter (where l.k = ${p.limit}))[1] as last_id,
-             -- A search walk that stopped at its bound before the page was full.
-             (array_agg(to_json(l.resume_created_at) #>> '{}' order by l.k) filter (where l.resume_id is not null))[1]
-               as resume_created,
-             (array_agg(l.resume_id order by l.k) filter (where l.resume_id is not null))[1] as resume_id
+             -- One row has k = limit; the max of one value is that value.
+             max(to_json(l.created_at) #>> '{}') filter (where l.k = ${p.limit}) as last_created,
+             max(l.id) filter (where l.k = ${p.limit}) as last_id,
+             -- A search walk that stopped at its bound before the page was full (every row of a
+             -- search page carries the same resume keyset).
+             max(to_json(l.resume_created_at) #>> '{}') as resume_created,
+             max(l.resume_id) as resume_id
       from (select x.total, x.total_capped, x.resume_created_at, x.resume_id, (x.lead).*,
                    row_number() over () as k from public.lead_page(${args},
                    ${after?.createdAt ?? null}::timestamptz, ${after?.id ?? null}::bigint,
