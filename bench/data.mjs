@@ -65,36 +65,32 @@ export async function loadBenchData(url, log = console.log) {
                select 'big-agent-' || g, ${BIG_USER}, 'Big agent ' || g, 'big' || g || '@bench.test',
                       1000, now() - interval '400 days' + g * interval '1 day'
                from generate_series(1, 5) g`;
+      // Large account first, so its lead ids form one range.
+      await tx.unsafe(
+        `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+         ${leadSelect(`'big-agent-' || (1 + g % 5)`, `'${BIG_USER}'::uuid`).replace('$n', String(BIG_LEADS))}`,
+      );
+      await tx.unsafe(
+        `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+         ${
+          leadSelect(
+            `'bench-agent-' || (1 + g % ${USERS})`,
+            `('b0000000-0000-4000-8000-' || lpad((1 + g % ${USERS})::text, 12, '0'))::uuid`,
+          )
+            .replace('$n', String(USERS * LEADS_PER_USER))
+        }`,
+      );
       await tx`insert into auth.users (id, email) values (${SMALL_USER}, 'small@bench.test'), (${HUGE_USER}, 'huge@bench.test')`;
-      const accounts = [[SMALL_USER, SMALL_AGENTS, SMALL_LEADS], [HUGE_USER, HUGE_AGENTS, HUGE_LEADS]];
-      for (const [user, agents] of accounts) {
+      for (const [user, agents, n] of [[SMALL_USER, SMALL_AGENTS, SMALL_LEADS], [HUGE_USER, HUGE_AGENTS, HUGE_LEADS]]) {
         const prefix = agents[0].replace(/1$/, '');
         await tx`insert into public.agents (id, user_id, name, email, created_at)
                  select ${prefix} || g, ${user}, 'Agent ' || g, ${prefix} || g || '@bench.test', now() - interval '400 days'
                  from generate_series(1, ${agents.length}) g`;
+        await tx.unsafe(
+          `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
+           ${leadSelect(`'${prefix}' || (1 + g % ${agents.length})`, `'${user}'::uuid`).replace('$n', String(n))}`,
+        );
       }
-      // Every account's leads in one insert, in created_at order: in production the accounts grow
-      // side by side, so an account's leads are spread over the whole table (heap and index
-      // positions), not stored in one block per account. Loading them account by account made
-      // every account but the 100k one (whose later creates landed all over the table) look
-      // cheaper to search than any real account would be: the cost of an index that intersects
-      // per-owner and per-trigram lists depends on that spread.
-      const selects = [
-        leadSelect(`'big-agent-' || (1 + g % 5)`, `'${BIG_USER}'::uuid`).replace('$n', String(BIG_LEADS)),
-        leadSelect(
-          `'bench-agent-' || (1 + g % ${USERS})`,
-          `('b0000000-0000-4000-8000-' || lpad((1 + g % ${USERS})::text, 12, '0'))::uuid`,
-        ).replace('$n', String(USERS * LEADS_PER_USER)),
-        ...accounts.map(([user, agents, n]) => {
-          const prefix = agents[0].replace(/1$/, '');
-          return leadSelect(`'${prefix}' || (1 + g % ${agents.length})`, `'${user}'::uuid`).replace('$n', String(n));
-        }),
-      ];
-      await tx`set local work_mem = '256MB'`;
-      await tx.unsafe(
-        `insert into public.leads (agent_id, user_id, name, email, phone, status, priority, created_at)
-         select * from (${selects.join(' union all ')}) u order by 8`,
-      );
       for (const { def } of indexes) await tx.unsafe(def);
       // The same rollup the triggers would have kept, built in one pass.
       // (Guarded so the same loader serves a checkout from before the rollups, for the baseline.)

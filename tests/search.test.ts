@@ -108,19 +108,6 @@ describe('searchTerm semantics', () => {
     'under_score',
     'back\\slash',
     tag,
-    // cut mid-word at either end: the index keys may not assume a word starts or ends there
-    'nn le',
-    'ob.sto',
-    'xample.co',
-    'tone@mai',
-    'nna ',
-    ' stone',
-    '-bs',
-    'zoë',
-    'zoë ab',
-    'ë ab',
-    '.test',
-    '+44 2',
     // without one: the newest-first walk
     'a',
     'A',
@@ -145,44 +132,6 @@ describe('searchTerm semantics', () => {
     expect(r.ids).toEqual(mine);
     expect(r.count).toBe(mine.length);
     expect(r.countCapped).toBe(false);
-  });
-
-  it('leads.stats with a searchTerm counts the same matches as the list', async () => {
-    for (const term of ['ann', 'nn le', 'zoë', 'a']) {
-      const r = await call(owner.token, {
-        resource: 'leads',
-        action: 'stats',
-        data: { filters: { searchTerm: term } },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(200);
-      expect(r.body.data.stats.total).toBe(expected(rows, term).length);
-    }
-  });
-
-  it("a term's index keys are held by every lead that contains it, and the index answers them", async () => {
-    // The trigram path finds its candidates by private.search_trigrams (the term's trigrams less
-    // those that would say a word starts or ends at the term's own ends) and one owner's query of
-    // them; ILIKE then decides. The candidates must include every match, for every term above.
-    for (const term of TERMS.filter((t) => /[\p{L}\p{N}]{3}/u.test(t))) {
-      const found = await adminSql.begin(async (tx) => {
-        await tx`set local enable_seqscan = off`;
-        const plan = await tx`explain select l.id from public.leads l
-          where private.lead_search_vector(l.user_id, l.name, l.email, l.phone)
-                @@ private.lead_search_query(${owner.id}, private.search_trigrams(${term}))`;
-        expect(plan.map((r) => Object.values(r)[0]).join('\n')).toMatch(
-          /Bitmap Index Scan on leads_owner_search_keys_idx/,
-        );
-        return tx<{ id: number }[]>`select l.id::int as id from public.leads l
-          where private.lead_search_vector(l.user_id, l.name, l.email, l.phone)
-                @@ private.lead_search_query(${owner.id}, private.search_trigrams(${term}))`;
-      });
-      const ids = new Set(found.map((r) => r.id));
-      expect(expected(rows, term).filter((id) => !ids.has(id)), term).toEqual([]);
-      // Keyed by owner: the stranger's copies of the same leads are not among them.
-      const theirs = await adminSql<{ n: number }[]>`select count(*)::int as n from public.leads
-        where id = any(${[...ids]}::bigint[]) and user_id <> ${owner.id}`;
-      expect(theirs[0].n, term).toBe(0);
-    }
   });
 
   it('matches each field on its own: a term across two fields matches nothing', async () => {
