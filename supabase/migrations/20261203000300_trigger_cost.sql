@@ -18,13 +18,20 @@
 -- 2M leads). The table is a private delta log that only triggers write.
 alter table private.lead_rollup drop column if exists id;
 
+/** The share of appended rollup rows whose group is compacted right away: one in 32 (was 8). The
+    one place the rate is said; an immutable SQL constant, so it folds into the statements that
+    use it. */
+create or replace function private.rollup_compact_chance() returns double precision
+language sql immutable parallel safe
+as $$ select 1.0 / 32 $$;
+
 /** As in 20261202000300_write_path.sql (the deltas of a statement's changes at all four levels,
     from the transition tables, one statement per event), with one appended row in 32 (was 8)
     chosen to have its group compacted. A compaction's cost is mostly fixed (the call, the
     try-lock, the index descent, the summed row), so merging ~32 deltas at once costs about what
     merging 8 did; a read of a hot group sums a few more rows. Reads stay exact: they sum
-    whatever deltas are there. Used by the update and delete triggers; inserts go through
-    leads_after_insert below. */
+    whatever deltas are there. Used by the update and delete triggers only: inserts go through
+    leads_after_insert below, so this no longer has an insert branch. */
 create or replace function private.leads_rollup_trigger() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -32,24 +39,7 @@ as $$
 declare
   r record;
 begin
-  if tg_op = 'INSERT' then
-    for r in
-      with appended as (
-        insert into private.lead_rollup (agent_id, user_id, day, status, priority, n)
-        select c.agent_id, c.user_id, c.day, c.status, c.priority, count(*)
-        from (select n.agent_id, n.user_id, private.day_key(n.created_at) as day,
-                     private.status_key(n.status) as status, private.priority_key(n.priority) as priority
-              from new_rows n) c
-        group by grouping sets ((c.agent_id, c.user_id, c.status, c.priority),
-                                (c.agent_id, c.user_id, c.day, c.status, c.priority),
-                                (c.status, c.priority), (c.day, c.status, c.priority))
-        returning agent_id, day, user_id, status, priority
-      )
-      select a.* from appended a where random() < 1.0 / 32
-    loop
-      perform private.lead_rollup_compact_group(r.agent_id, r.day, r.user_id, r.status, r.priority);
-    end loop;
-  elsif tg_op = 'DELETE' then
+  if tg_op = 'DELETE' then
     for r in
       with appended as (
         insert into private.lead_rollup (agent_id, user_id, day, status, priority, n)
@@ -62,7 +52,7 @@ begin
                                 (c.status, c.priority), (c.day, c.status, c.priority))
         returning agent_id, day, user_id, status, priority
       )
-      select a.* from appended a where random() < 1.0 / 32
+      select a.* from appended a where random() < private.rollup_compact_chance()
     loop
       perform private.lead_rollup_compact_group(r.agent_id, r.day, r.user_id, r.status, r.priority);
     end loop;
@@ -85,7 +75,7 @@ begin
         having sum(c.n) <> 0
         returning agent_id, day, user_id, status, priority
       )
-      select a.* from appended a where random() < 1.0 / 32
+      select a.* from appended a where random() < private.rollup_compact_chance()
     loop
       perform private.lead_rollup_compact_group(r.agent_id, r.day, r.user_id, r.status, r.priority);
     end loop;
@@ -135,7 +125,7 @@ begin
                               (c.status, c.priority), (c.day, c.status, c.priority))
       returning agent_id, day, user_id, status, priority
     )
-    select a.* from appended a where random() < 1.0 / 32
+    select a.* from appended a where random() < private.rollup_compact_chance()
   loop
     perform private.lead_rollup_compact_group(r.agent_id, r.day, r.user_id, r.status, r.priority);
   end loop;
